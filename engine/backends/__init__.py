@@ -1,0 +1,31 @@
+"""Backends share one interface: `Backend.train(cfg, data, model=..., should_stop=..., on_batch=...)`."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from engine.train import numpy_train
+
+TORCH_INSTALL_HINT = ("The torch backend needs PyTorch, which is not installed. "
+                      "Install it with `pip install torch==2.13.0` (CPU build), or use the numpy backend.")
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def get_backend(name: str):
+    """'numpy' or 'torch' -> an object with a `train` generator function."""
+    if name == "numpy":
+        return SimpleNamespace(name="numpy", train=numpy_train)
+    if name == "torch":
+        if not torch_available():
+            raise ImportError(TORCH_INSTALL_HINT)
+        from engine.backends import torch_backend
+
+        return SimpleNamespace(name="torch", train=torch_backend.torch_train)
+    raise ValueError(f"Unknown backend {name!r}; choose numpy or torch")

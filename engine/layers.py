@@ -1,0 +1,171 @@
+"""Layers: each forward caches what its backward needs; backward fills `grads` and returns dL/dx.
+
+Shapes: inputs are (n_ex, n_in), outputs (n_ex, n_out). For speed, layers write into buffers they
+keep per batch shape, and activations work in place: an output is valid until the next forward
+with the same batch size, and an activation's backward overwrites the gradient it is given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Layer:
+    """Base: `params` and `grads` are dicts with the same keys."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._buffers: dict[tuple, np.ndarray] = {}
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        key = (name, shape, dtype)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = np.empty(shape, dtype=dtype)
+        return buf
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Linear(Layer):
+    """y = x @ W + b, with W of shape (n_in, n_out)."""
+
+    def __init__(self, W: np.ndarray, b: np.ndarray, needs_input_grad: bool = True) -> None:
+        super().__init__()
+        self.params = {"W": W, "b": b}
+        self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+        self.needs_input_grad = needs_input_grad  # False for the first layer: nobody wants dL/dx there
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        self.x = x
+        W = self.params["W"]
+        out = self._buffer("out", (x.shape[0], W.shape[1]), W.dtype)
+        np.matmul(x, W, out=out)
+        out += self.params["b"]
+        return out
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
+        np.matmul(self.x.T, grad_out, out=self.grads["W"])  # (n_in, n_ex) @ (n_ex, n_out)
+        np.sum(grad_out, axis=0, out=self.grads["b"])
+        if not self.needs_input_grad:
+            return None
+        W = self.params["W"]
+        dx = self._buffer("dx", (grad_out.shape[0], W.shape[0]), W.dtype)
+        return np.matmul(grad_out, W.T, out=dx)
+
+    def __repr__(self) -> str:
+        n_in, n_out = self.params["W"].shape
+        return f"Linear({n_in}, {n_out})"
+
+
+class Sigmoid(Layer):
+    """y = 1 / (1 + exp(-x)), in place; dy/dx = y (1 - y)."""
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        self.y = sigmoid(x, out=x)
+        return self.y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        d = self._buffer("d", self.y.shape, self.y.dtype)
+        np.subtract(1, self.y, out=d)
+        d *= self.y
+        grad_out *= d
+        return grad_out
+
+
+class Tanh(Layer):
+    """y = tanh(x), in place; dy/dx = 1 - y^2."""
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        self.y = np.tanh(x, out=x)
+        return self.y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        d = self._buffer("d", self.y.shape, self.y.dtype)
+        np.square(self.y, out=d)
+        np.subtract(1, d, out=d)
+        grad_out *= d
+        return grad_out
+
+
+class ReLU(Layer):
+    """y = max(x, 0), in place; the gradient passes where y > 0."""
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        self.y = np.maximum(x, 0, out=x)
+        return self.y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        grad_out *= self.y > 0
+        return grad_out
+
+
+class LeakyReLU(Layer):
+    """y = x where x > 0, else slope * x; the sign of y tells which branch was taken."""
+
+    def __init__(self, slope: float = 0.01) -> None:
+        super().__init__()
+        self.slope = slope
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        neg = x < 0
+        x[neg] *= self.slope
+        self.negative = neg
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        grad_out[self.negative] *= self.slope
+        return grad_out
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU({self.slope})"
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training zero each unit with probability p and scale the rest by 1/(1-p)."""
+
+    def __init__(self, p: float, rng: np.random.Generator) -> None:
+        super().__init__()
+        self.p, self.rng = p, rng
+        self.mask: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        if not train or self.p == 0:
+            self.mask = None
+            return x
+        mask = self._buffer("mask", x.shape, x.dtype)
+        self.rng.random(x.shape, dtype=x.dtype, out=mask)
+        np.greater_equal(mask, self.p, out=mask)  # 1.0 where kept
+        mask *= 1 / (1 - self.p)
+        self.mask = mask
+        x *= mask
+        return x
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        if self.mask is not None:
+            grad_out *= self.mask
+        return grad_out
+
+    def __repr__(self) -> str:
+        return f"Dropout({self.p})"
+
+
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Logistic function via tanh: exact, no overflow for large |x|."""
+    out = np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
+ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU}
+ACTIVATION_LABELS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "ReLU", "leaky_relu": "Leaky ReLU (0.01)"}

@@ -1,0 +1,202 @@
+"""The MLP: layers in a list, built from a TrainConfig; save/load; the numerical gradient check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from engine.config import TrainConfig
+from engine.layers import ACTIVATIONS, Dropout, Layer, Linear
+from engine.losses import Loss, apply_output, make_loss
+
+EVAL_CHUNK = 8192  # rows per forward pass when evaluating a whole split
+
+
+def init_weights(init: str, n_in: int, n_out: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(W, b) in float64, W of shape (n_in, n_out), drawn by the named scheme."""
+    if init == "notebook":  # the notebook's FCLayer draws both from a standard normal
+        return rng.standard_normal((n_in, n_out)), rng.standard_normal(n_out)
+    if init == "small":  # TwoLayerNet: weight_init_std = 0.01
+        return 0.01 * rng.standard_normal((n_in, n_out)), np.zeros(n_out)
+    if init == "xavier":  # Glorot uniform, Keras' default
+        limit = np.sqrt(6 / (n_in + n_out))
+        return rng.uniform(-limit, limit, (n_in, n_out)), np.zeros(n_out)
+    if init == "he":  # Kaiming normal for ReLU
+        return np.sqrt(2 / n_in) * rng.standard_normal((n_in, n_out)), np.zeros(n_out)
+    raise ValueError(f"Unknown init {init!r}")
+
+
+class MLP:
+    """Linear -> activation [-> dropout] ... -> Linear; the output activation lives in the loss."""
+
+    def __init__(self, layers: list[Layer], loss: Loss, config: TrainConfig | None = None) -> None:
+        self.layers, self.loss, self.config = layers, loss, config
+
+    @property
+    def linears(self) -> list[Linear]:
+        return [layer for layer in self.layers if isinstance(layer, Linear)]
+
+    def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(param, grad) pairs, in layer order."""
+        return [(layer.params[k], layer.grads[k]) for layer in self.layers for k in layer.params]
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        return {f"{i}.{k}": lin.params[k] for i, lin in enumerate(self.linears) for k in ("W", "b")}
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.size for p, _ in self.parameters())
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.linears[0].params["W"].dtype
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """(n_ex, n_in) -> logits (n_ex, n_classes), i.e. before the output activation."""
+        for layer in self.layers:
+            x = layer.forward(x, train)
+        return x
+
+    def backward(self, grad: np.ndarray) -> None:
+        """Back-propagate dL/dlogits through every layer, filling each layer's grads."""
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+            if grad is None:
+                break
+
+    def train_step_loss(self, x: np.ndarray, t: np.ndarray) -> float:
+        """Forward, loss and backward for one batch; returns the batch loss."""
+        value = self.loss.forward(self.forward(x, train=True), t)
+        self.backward(self.loss.backward())
+        return value
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Outputs after the output activation, (n_ex, n_classes), computed in chunks."""
+        out_name = self.loss.output_name
+        return np.concatenate([apply_output(self.forward(self._as_input(x[i:i + EVAL_CHUNK]), False), out_name)
+                               for i in range(0, len(x), EVAL_CHUNK)])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.predict_proba(x).argmax(axis=1)
+
+    def evaluate(self, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
+        """Mean loss and accuracy over a whole split, dropout off."""
+        total, correct = 0.0, 0
+        for i in range(0, len(x), EVAL_CHUNK):
+            xb, tb = self._as_input(x[i:i + EVAL_CHUNK]), t[i:i + EVAL_CHUNK]
+            z = self.forward(xb, train=False)
+            correct += int(np.count_nonzero(z.argmax(axis=1) == tb))
+            total += self.loss.forward(z, tb) * len(tb)
+        return total / len(x), correct / len(x)
+
+    def _as_input(self, x: np.ndarray) -> np.ndarray:
+        """uint8 pixels are scaled to [0, 1]; float input is used as given."""
+        if x.dtype == np.uint8:
+            return x.astype(self.dtype) * self.dtype.type(1 / 255)
+        return x.astype(self.dtype, copy=False)
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [p for p, _ in self.parameters()]
+
+    def set_weights(self, arrays: list[np.ndarray]) -> None:
+        for (p, _), a in zip(self.parameters(), arrays, strict=True):
+            if p.shape != a.shape:
+                raise ValueError(f"Weight shape mismatch: model has {p.shape}, given {a.shape}")
+            p[...] = a
+
+    def save(self, path: str | Path) -> None:
+        """Weights to .npz, with the config as JSON beside them inside the same file."""
+        config = json.dumps(self.config.to_dict() if self.config else {})
+        np.savez(path, config=np.array(config), **self.named_parameters())
+
+    def __repr__(self) -> str:
+        return f"MLP({', '.join(map(repr, self.layers))}; {self.loss!r})"
+
+
+def build_model(cfg: TrainConfig, n_features: int, n_classes: int, dtype=np.float32,
+                seed: int | None = None) -> MLP:
+    """The network a config describes, with seeded initial weights (drawn in float64, then cast)."""
+    streams = seed_streams(cfg.seed if seed is None else seed)
+    init_rng, dropout_rng = np.random.default_rng(streams["init"]), np.random.default_rng(streams["dropout"])
+    sizes = [n_features, *cfg.hidden_sizes, n_classes]
+    layers: list[Layer] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        W, b = init_weights(cfg.init, n_in, n_out, init_rng)
+        layers.append(Linear(W.astype(dtype), b.astype(dtype), needs_input_grad=i > 0))
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[cfg.activation]())
+            if cfg.dropout > 0:
+                layers.append(Dropout(cfg.dropout, dropout_rng))
+    return MLP(layers, make_loss(cfg.loss, cfg.output), cfg)
+
+
+def seed_streams(seed: int) -> dict[str, np.random.SeedSequence]:
+    """Independent random streams for each use of randomness, all from one seed."""
+    names = ("init", "split", "shuffle", "dropout")
+    return dict(zip(names, np.random.SeedSequence(seed).spawn(len(names))))
+
+
+def load_model(path: str | Path) -> MLP:
+    """Load a model saved by MLP.save, checking every array's shape against its config."""
+    with np.load(path, allow_pickle=False) as f:
+        try:
+            cfg = TrainConfig.from_dict(json.loads(str(f["config"])))
+        except (KeyError, json.JSONDecodeError, TypeError) as err:
+            raise ValueError(f"{Path(path).name}: no readable configuration in this file ({err})") from err
+        arrays = {k: f[k] for k in f.files if k != "config"}
+    n_features, n_classes = _io_sizes(arrays, path)
+    model = build_model(cfg, n_features, n_classes)
+    expected = model.named_parameters()
+    if set(arrays) != set(expected):
+        raise ValueError(f"{Path(path).name}: arrays {sorted(arrays)} do not match the configured "
+                         f"network, which needs {sorted(expected)}")
+    for name, target in expected.items():
+        if arrays[name].shape != target.shape:
+            raise ValueError(f"{Path(path).name}: {name} has shape {arrays[name].shape}, "
+                             f"the configured network needs {target.shape}")
+        target[...] = arrays[name]
+    return model
+
+
+def _io_sizes(arrays: dict[str, np.ndarray], path) -> tuple[int, int]:
+    weights = sorted((k for k in arrays if k.endswith(".W")), key=lambda k: int(k.split(".")[0]))
+    if not weights or any(arrays[k].ndim != 2 for k in weights):
+        raise ValueError(f"{Path(path).name}: no weight matrices found")
+    return arrays[weights[0]].shape[0], arrays[weights[-1]].shape[1]
+
+
+def gradcheck(model: MLP, x: np.ndarray, t: np.ndarray, eps: float = 1e-6,
+              max_entries: int | None = None, seed: int = 0) -> dict[str, float]:
+    """Relative error between back-propagated and central-difference gradients, per parameter.
+
+    The model should be float64 (build_model(..., dtype=np.float64)) and free of dropout.
+    Error = |analytic - numeric| / max(|analytic| + |numeric|, 1e-12), over checked entries.
+    """
+    model.train_step_loss(x, t)
+    analytic = {name: lin.grads[k].copy() for name, (lin, k) in _param_index(model).items()}
+    rng = np.random.default_rng(seed)
+    errors = {}
+    for name, (lin, k) in _param_index(model).items():
+        p = lin.params[k]
+        flat = p.reshape(-1)
+        idx = np.arange(flat.size)
+        if max_entries is not None and flat.size > max_entries:
+            idx = rng.choice(flat.size, max_entries, replace=False)
+        numeric = np.empty(len(idx))
+        for j, i in enumerate(idx):
+            old = flat[i]
+            flat[i] = old + eps
+            plus = model.loss.forward(model.forward(x, train=False), t)
+            flat[i] = old - eps
+            minus = model.loss.forward(model.forward(x, train=False), t)
+            flat[i] = old
+            numeric[j] = (plus - minus) / (2 * eps)
+        a = analytic[name].reshape(-1)[idx]
+        errors[name] = float(np.abs(a - numeric).max() / max(np.abs(a).max() + np.abs(numeric).max(), 1e-12))
+    return errors
+
+
+def _param_index(model: MLP) -> dict[str, tuple[Linear, str]]:
+    return {f"{i}.{k}": (lin, k) for i, lin in enumerate(model.linears) for k in ("W", "b")}

@@ -1,0 +1,104 @@
+"""Optimizers: validated hyperparameters, one update rule each, per-parameter state.
+
+Updates follow PyTorch's definitions (torch.optim.SGD / Adam), so PyTorch is an exact oracle.
+Weight decay is L2 on weights only (arrays with 2 or more dimensions), added to the gradient.
+`step()` uses each gradient array as scratch space: gradients are consumed by the step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ParamsAndGrads = list[tuple[np.ndarray, np.ndarray]]
+
+
+class Optimizer:
+    """Base: `step()` applies the update to every (param, grad) pair in place."""
+
+    def __init__(self, params_and_grads: ParamsAndGrads, lr: float, weight_decay: float = 0.0) -> None:
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"Invalid learning rate: {lr} (it must be a positive number)")
+        if not weight_decay >= 0:
+            raise ValueError(f"Invalid weight decay: {weight_decay} (it must be 0 or more)")
+        self.params_and_grads = list(params_and_grads)
+        self.lr, self.weight_decay = lr, weight_decay
+        self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params_and_grads]
+        self.steps = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        for (p, g), state in zip(self.params_and_grads, self.state):
+            if self.weight_decay and p.ndim >= 2:
+                g += self.weight_decay * p
+            self.update(p, g, state)
+
+    def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(lr={self.lr:g})"
+
+
+class SGD(Optimizer):
+    """p -= lr * g."""
+
+    def update(self, p, g, state):
+        g *= self.lr
+        p -= g
+
+
+class Momentum(Optimizer):
+    """Heavy ball, as torch.optim.SGD(momentum=mu): v = mu v + g; p -= lr v."""
+
+    def __init__(self, params_and_grads, lr, momentum: float = 0.9, weight_decay: float = 0.0):
+        super().__init__(params_and_grads, lr, weight_decay)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"Invalid momentum: {momentum} (use a number in [0, 1))")
+        self.momentum = momentum
+
+    def update(self, p, g, state):
+        v = state.get("momentum_buffer")
+        if v is None:
+            v = state["momentum_buffer"] = g.copy()
+        else:
+            v *= self.momentum
+            v += g
+        np.multiply(v, self.lr, out=g)
+        p -= g
+
+
+class Adam(Optimizer):
+    """Adam with bias correction, as torch.optim.Adam; written with one scratch array per parameter."""
+
+    def __init__(self, params_and_grads, lr, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params_and_grads, lr, weight_decay)
+        if not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"Invalid betas: {betas} (each must be in [0, 1))")
+        self.betas, self.eps = betas, eps
+
+    def update(self, p, g, state):
+        b1, b2 = self.betas
+        if not state:
+            state.update(m=np.zeros_like(p), v=np.zeros_like(p), scratch=np.empty_like(p))
+        m, v, tmp = state["m"], state["v"], state["scratch"]
+        np.subtract(g, m, out=tmp)  # m += (1 - b1) (g - m)
+        tmp *= 1 - b1
+        m += tmp
+        np.square(g, out=g)  # v += (1 - b2) (g^2 - v)
+        g -= v
+        g *= 1 - b2
+        v += g
+        # p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), with sqrt(bc2) folded into the constants
+        sqrt_bc2 = math.sqrt(1 - b2 ** self.steps)
+        np.sqrt(v, out=tmp)
+        tmp += self.eps * sqrt_bc2
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr * sqrt_bc2 / (1 - b1 ** self.steps)
+        p -= tmp
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}

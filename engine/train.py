@@ -1,0 +1,187 @@
+"""Training: the `train` generator, its EpochResult, the data splits and the batch order backends share."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from engine.config import TrainConfig
+from engine.data import Dataset
+from engine.model import MLP, build_model, seed_streams
+from engine.optim import OPTIMIZERS, Optimizer
+
+ShouldStop = Callable[[], bool]
+OnBatch = Callable[[int, int], None]  # (batches done this epoch, batches per epoch)
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """What one epoch produced; losses and accuracies are full passes with dropout off."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    val_loss: float | None = None
+    val_acc: float | None = None
+    seconds: float = 0.0  # wall time of the epoch: training plus evaluation
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    layer_stats: tuple[dict[str, float], ...] = field(default=())  # one dict per Linear layer
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["layer_stats"] = [dict(s) for s in self.layer_stats]
+        return d
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; `history` holds the epochs completed before."""
+
+    def __init__(self, message: str, history: list[EpochResult], epoch: int, batch: int) -> None:
+        super().__init__(message)
+        self.history, self.epoch, self.batch = list(history), epoch, batch
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Float32 inputs in [0, 1] and int64 labels for each split the run uses."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+
+
+def to_float(x: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [0, 1]."""
+    out = x.astype(np.float32)
+    out *= np.float32(1 / 255)
+    return out
+
+
+def make_splits(cfg: TrainConfig, data: Dataset) -> Splits:
+    """Apply the config's training subset and validation split (seeded), and scale the pixels."""
+    rng = np.random.default_rng(seed_streams(cfg.seed)["split"])
+    n = len(data.y_train)
+    order = np.arange(n)
+    if cfg.train_limit is not None and cfg.train_limit < n or cfg.val_split > 0:
+        order = rng.permutation(n)
+    n_val = int(round(len(order) * cfg.val_split)) if cfg.val_split > 0 else 0
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    if cfg.train_limit is not None:
+        train_idx = train_idx[:cfg.train_limit]
+    if len(train_idx) == 0:
+        raise ValueError("No training examples are left after the validation split and subset.")
+    x_train = to_float(data.x_train if len(train_idx) == n else data.x_train[train_idx])
+    y_train = np.ascontiguousarray(data.y_train[train_idx])
+    splits = dict(x_train=x_train, y_train=y_train, x_test=to_float(data.x_test), y_test=np.asarray(data.y_test))
+    if n_val:
+        splits.update(x_val=to_float(data.x_train[val_idx]), y_val=data.y_train[val_idx])
+    return Splits(**splits)
+
+
+def batch_order(rng: np.random.Generator, n: int, batch_size: int) -> list[np.ndarray]:
+    """One epoch's batches: shuffled indices, the last partial batch kept."""
+    perm = rng.permutation(n)
+    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def make_optimizer(cfg: TrainConfig, model: MLP) -> Optimizer:
+    kwargs = {"weight_decay": cfg.l2}
+    if cfg.optimizer == "momentum":
+        kwargs["momentum"] = cfg.momentum
+    elif cfg.optimizer == "adam":
+        kwargs["betas"] = cfg.betas
+    return OPTIMIZERS[cfg.optimizer](model.parameters(), cfg.learning_rate, **kwargs)
+
+
+def layer_stats(model: MLP, probe: np.ndarray) -> tuple[dict[str, float], ...]:
+    """Per Linear layer: weight spread, last gradient's norm, and what its activation does on a probe batch."""
+    stats = []
+    x = probe
+    for layer in model.layers:
+        x = layer.forward(x, train=False)
+        if hasattr(layer, "y"):  # an activation: describe the layer just added
+            stats[-1].update(act_mean=float(x.mean()), act_std=float(x.std()),
+                             dead_frac=float(np.mean(np.all(x <= 0, axis=0))),
+                             saturated_frac=float(np.mean(np.abs(x) > 0.99)) if model.config and
+                             model.config.activation in ("sigmoid", "tanh") else 0.0)
+        if "W" in layer.params:
+            W = layer.params["W"]
+            stats.append(dict(weight_mean=float(W.mean()), weight_std=float(W.std()),
+                              grad_norm=float(np.linalg.norm(layer.grads["W"]))))
+    return tuple(stats)
+
+
+def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
+                should_stop: ShouldStop | None = None, on_batch: OnBatch | None = None,
+                splits: Splits | None = None) -> Iterator[EpochResult]:
+    """The NumPy engine's training loop."""
+    splits = splits or make_splits(cfg, data)
+    model = model or build_model(cfg, data.n_features, data.n_classes)
+    optimizer = make_optimizer(cfg, model)
+    rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])
+    X, Y = splits.x_train, splits.y_train
+    xb_full = np.empty((min(cfg.batch_size, len(Y)), X.shape[1]), dtype=X.dtype)
+    history: list[EpochResult] = []
+    probe = splits.x_test[:512]
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        batches = batch_order(rng, len(Y), cfg.batch_size)
+        for b, idx in enumerate(batches, 1):
+            xb = np.take(X, idx, axis=0, out=xb_full[:len(idx)])
+            loss = model.train_step_loss(xb, Y[idx])
+            if not math.isfinite(loss):
+                raise _diverged(cfg, history, epoch, b)
+            optimizer.step()
+            if on_batch is not None:
+                on_batch(b, len(batches))
+            if should_stop is not None and should_stop():
+                return
+        t1 = time.perf_counter()
+        result = evaluate_epoch(model, splits, epoch, t1 - t0, probe, t1)
+        if not all(math.isfinite(v) for v in (result.train_loss, result.test_loss)):
+            raise _diverged(cfg, history, epoch, len(batches))
+        history.append(result)
+        yield result
+
+
+def evaluate_epoch(model: MLP, splits: Splits, epoch: int, train_seconds: float, probe: np.ndarray,
+                   t_start: float) -> EpochResult:
+    """Full-pass train, validation and test metrics after an epoch."""
+    train_loss, train_acc = model.evaluate(splits.x_train, splits.y_train)
+    test_loss, test_acc = model.evaluate(splits.x_test, splits.y_test)
+    val_loss = val_acc = None
+    if splits.x_val is not None:
+        val_loss, val_acc = model.evaluate(splits.x_val, splits.y_val)
+    stats = layer_stats(model, probe)
+    eval_seconds = time.perf_counter() - t_start
+    return EpochResult(epoch, train_loss, train_acc, test_loss, test_acc, val_loss, val_acc,
+                       train_seconds + eval_seconds, train_seconds, eval_seconds, stats)
+
+
+def _diverged(cfg: TrainConfig, history: list[EpochResult], epoch: int, batch: int) -> TrainingDiverged:
+    return TrainingDiverged(
+        f"Training diverged: the loss became NaN or infinite in epoch {epoch}, batch {batch}. "
+        f"The learning rate ({cfg.learning_rate:g}) is probably too high for this setup; "
+        "try a value 3-10 times smaller.", history, epoch, batch)
+
+
+def train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, should_stop: ShouldStop | None = None,
+          on_batch: OnBatch | None = None) -> Iterator[EpochResult]:
+    """Train `model` (or a fresh one from cfg) on data, yielding an EpochResult after each epoch.
+
+    Stop by not asking for the next epoch, or by `should_stop()` returning True between batches.
+    A non-finite loss raises TrainingDiverged carrying the history so far.
+    """
+    from engine.backends import get_backend
+
+    return get_backend(cfg.backend).train(cfg, data, model=model, should_stop=should_stop, on_batch=on_batch)

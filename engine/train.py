@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -136,18 +136,19 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         batches = batch_order(rng, len(Y), cfg.batch_size)
-        for b, idx in enumerate(batches, 1):
-            xb = np.take(X, idx, axis=0, out=xb_full[:len(idx)])
-            loss = model.train_step_loss(xb, Y[idx])
-            if not math.isfinite(loss):
-                raise _diverged(cfg, history, epoch, b)
-            optimizer.step()
-            if on_batch is not None:
-                on_batch(b, len(batches))
-            if should_stop is not None and should_stop():
-                return
-        t1 = time.perf_counter()
-        result = evaluate_epoch(model, splits, epoch, t1 - t0, probe, t1)
+        with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is caught below, as TrainingDiverged
+            for b, idx in enumerate(batches, 1):
+                xb = np.take(X, idx, axis=0, out=xb_full[:len(idx)])
+                loss = model.train_step_loss(xb, Y[idx])
+                if not math.isfinite(loss):
+                    raise _diverged(cfg, history, epoch, b)
+                optimizer.step()
+                if on_batch is not None:
+                    on_batch(b, len(batches))
+                if should_stop is not None and should_stop():
+                    return
+            t1 = time.perf_counter()
+            result = evaluate_epoch(model, splits, epoch, t1 - t0, probe, t1)
         if not all(math.isfinite(v) for v in (result.train_loss, result.test_loss)):
             raise _diverged(cfg, history, epoch, len(batches))
         history.append(result)

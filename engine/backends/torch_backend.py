@@ -1,0 +1,163 @@
+"""The PyTorch backend: the same network, initial weights and batch order as the NumPy engine.
+
+Imported only when asked for. On a GPU the data is put on the device once, each epoch's batch
+order travels as one index tensor, and the host reads the loss back once per epoch (so a
+divergence is caught at the end of the epoch in which it happened).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.config import TrainConfig
+from engine.data import Dataset
+from engine.model import MLP, build_model, seed_streams
+from engine.train import EpochResult, OnBatch, ShouldStop, _diverged, batch_order, layer_stats, make_splits
+
+EVAL_CHUNK = 16384
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; a named device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("Device 'cuda' was asked for, but PyTorch sees no CUDA GPU here; use 'auto' or 'cpu'.")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("Device 'mps' was asked for, but this machine has no Apple GPU; use 'auto' or 'cpu'.")
+    return torch.device(name)
+
+
+class TorchMLP:
+    """The engine's MLP written with torch tensors; weights are (n_in, n_out) as in the engine."""
+
+    def __init__(self, cfg: TrainConfig, model: MLP, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        self.weights = [torch.tensor(lin.params["W"], device=device, requires_grad=True) for lin in model.linears]
+        self.biases = [torch.tensor(lin.params["b"], device=device, requires_grad=True) for lin in model.linears]
+        self.act = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": F.relu,
+                    "leaky_relu": lambda h: F.leaky_relu(h, 0.01)}[cfg.activation]
+        self.gen = torch.Generator(device=device)
+        self.gen.manual_seed(int(seed_streams(cfg.seed)["dropout"].generate_state(1)[0]))
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [p for pair in zip(self.weights, self.biases) for p in pair]
+
+    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        last = len(self.weights) - 1
+        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.addmm(b, x, W)
+            if i < last:
+                x = self.act(x)
+                if train and self.cfg.dropout > 0:
+                    keep = torch.rand(x.shape, generator=self.gen, device=self.device) >= self.cfg.dropout
+                    x = x * keep / (1 - self.cfg.dropout)
+        return x
+
+    def loss(self, z: torch.Tensor, t: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """The engine's losses: a mean over the batch of a sum over outputs (or a sum, for evaluation)."""
+        cfg = self.cfg
+        if cfg.loss == "cross_entropy" and cfg.output == "softmax":
+            return F.cross_entropy(z, t, reduction=reduction)
+        T = F.one_hot(t, z.shape[1]).to(z.dtype)
+        if cfg.loss == "cross_entropy":
+            per_row = F.binary_cross_entropy_with_logits(z, T, reduction="none").sum(1)
+        else:
+            y = {"sigmoid": torch.sigmoid, "softmax": lambda a: torch.softmax(a, 1),
+                 "linear": lambda a: a}[cfg.output](z)
+            per_row = ((y - T) ** 2).sum(1)
+        return per_row.mean() if reduction == "mean" else per_row.sum()
+
+    def copy_to(self, model: MLP) -> None:
+        """Weights (and last gradients) back into the NumPy model, so every view of a run sees them."""
+        for lin, W, b in zip(model.linears, self.weights, self.biases):
+            lin.params["W"][...] = W.detach().cpu().numpy()
+            lin.params["b"][...] = b.detach().cpu().numpy()
+            if W.grad is not None:
+                lin.grads["W"][...] = W.grad.cpu().numpy()
+
+
+def make_torch_optimizer(cfg: TrainConfig, net: TorchMLP) -> torch.optim.Optimizer:
+    """torch.optim with L2 on weights only, as the engine; fused kernels where PyTorch has them."""
+    groups = [{"params": net.weights, "weight_decay": cfg.l2}, {"params": net.biases, "weight_decay": 0.0}]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.learning_rate, betas=cfg.betas, fused=True)
+    momentum = cfg.momentum if cfg.optimizer == "momentum" else 0.0
+    return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=momentum, fused=True)
+
+
+def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, should_stop: ShouldStop | None = None,
+                on_batch: OnBatch | None = None) -> Iterator[EpochResult]:
+    """Same contract as engine.train.numpy_train."""
+    device = resolve_device(cfg.device)
+    splits = make_splits(cfg, data)
+    model = model or build_model(cfg, data.n_features, data.n_classes)
+    net = TorchMLP(cfg, model, device)
+    optimizer = make_torch_optimizer(cfg, net)
+    rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])
+
+    def put(a):
+        return None if a is None else torch.tensor(a, device=device)  # a copy: dataset arrays are read-only
+
+    X, Y = put(splits.x_train), put(splits.y_train)
+    evals = {"train": (X, Y), "test": (put(splits.x_test), put(splits.y_test))}
+    if splits.x_val is not None:
+        evals["val"] = (put(splits.x_val), put(splits.y_val))
+    probe = splits.x_test[:512]
+    history: list[EpochResult] = []
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        batches = batch_order(rng, len(splits.y_train), cfg.batch_size)
+        order = torch.from_numpy(np.concatenate(batches)).to(device)
+        running = torch.zeros((), device=device)
+        start = 0
+        for b, idx in enumerate(batches, 1):
+            sel = order[start:start + len(idx)]
+            start += len(idx)
+            loss = net.loss(net.forward(X[sel], train=True), Y[sel])
+            optimizer.zero_grad(set_to_none=False)
+            loss.backward()
+            optimizer.step()
+            running += loss.detach()
+            if on_batch is not None:
+                on_batch(b, len(batches))
+            if should_stop is not None and should_stop():
+                net.copy_to(model)
+                return
+        if not math.isfinite(running.item()):  # the one host sync of the training pass
+            raise _diverged(cfg, history, epoch, len(batches))
+        t1 = time.perf_counter()
+        metrics = {name: _evaluate(net, x, y) for name, (x, y) in evals.items()}
+        net.copy_to(model)
+        stats = layer_stats(model, probe)
+        t2 = time.perf_counter()
+        val = metrics.get("val", (None, None))
+        result = EpochResult(epoch, *metrics["train"], *metrics["test"], val[0], val[1],
+                             t2 - t0, t1 - t0, t2 - t1, stats)
+        if not all(math.isfinite(v) for v in (result.train_loss, result.test_loss)):
+            raise _diverged(cfg, history, epoch, len(batches))
+        history.append(result)
+        yield result
+
+
+@torch.no_grad()
+def _evaluate(net: TorchMLP, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    for i in range(0, len(x), EVAL_CHUNK):
+        z = net.forward(x[i:i + EVAL_CHUNK], train=False)
+        t = y[i:i + EVAL_CHUNK]
+        total += net.loss(z, t, reduction="sum").double()
+        correct += (z.argmax(1) == t).sum()
+    return total.item() / len(x), correct.item() / len(x)
+

@@ -54,7 +54,7 @@ class Linear(Layer):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         np.matmul(self.x.T, grad_out, out=self.grads["W"])  # (n_in, n_ex) @ (n_ex, n_out)
-        np.sum(grad_out, axis=0, out=self.grads["b"])
+        np.add.reduce(grad_out, axis=0, out=self.grads["b"])
         if not self.needs_input_grad:
             return None
         W = self.params["W"]

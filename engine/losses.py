@@ -73,7 +73,9 @@ class SoftmaxCrossEntropy(Loss):
         s = p.sum(axis=1)
         p /= s[:, None]
         self.output, self.t, self.rows = p, t, rows
-        return float(np.mean(np.log(s) - z_true))
+        np.log(s, out=s)
+        s -= z_true
+        return float(np.add.reduce(s)) / len(t)
 
     def backward(self) -> np.ndarray:
         n = len(self.t)

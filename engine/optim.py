@@ -70,7 +70,13 @@ class Momentum(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction, as torch.optim.Adam; written with one scratch array per parameter."""
+    """Adam with bias correction, as torch.optim.Adam.
+
+    Stored moments are scaled so each update is a multiply-add with no temporaries:
+    M = m / (1 - b1) and V = v / (1 - b2) follow M = b1 M + g and V = b2 V + g^2: ten passes over
+    each parameter, none allocating. (Splitting the update over threads was measured slower here:
+    OpenBLAS's worker threads still spin after each matmul and take the second core.)
+    """
 
     def __init__(self, params_and_grads, lr, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
@@ -82,22 +88,25 @@ class Adam(Optimizer):
     def update(self, p, g, state):
         b1, b2 = self.betas
         if not state:
-            state.update(m=np.zeros_like(p), v=np.zeros_like(p), scratch=np.empty_like(p))
-        m, v, tmp = state["m"], state["v"], state["scratch"]
-        np.subtract(g, m, out=tmp)  # m += (1 - b1) (g - m)
-        tmp *= 1 - b1
-        m += tmp
-        np.square(g, out=g)  # v += (1 - b2) (g^2 - v)
-        g -= v
-        g *= 1 - b2
-        v += g
-        # p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps), with sqrt(bc2) folded into the constants
-        sqrt_bc2 = math.sqrt(1 - b2 ** self.steps)
-        np.sqrt(v, out=tmp)
-        tmp += self.eps * sqrt_bc2
-        np.divide(m, tmp, out=tmp)
-        tmp *= self.lr * sqrt_bc2 / (1 - b1 ** self.steps)
-        p -= tmp
+            state.update(M=np.zeros_like(p), V=np.zeros_like(p), scratch=np.empty_like(p))
+        # p -= lr/bc1 * m / (sqrt(v/bc2) + eps), rewritten in M and V:
+        # p -= c * M / (sqrt(V) + e), c = lr (1-b1)/bc1 / sqrt((1-b2)/bc2), e = eps / sqrt((1-b2)/bc2)
+        k = math.sqrt((1 - b2) / (1 - b2 ** self.steps))
+        c = self.lr * (1 - b1) / (1 - b1 ** self.steps) / k
+        _adam_block(p, g, state["M"], state["V"], state["scratch"], b1, b2, c, self.eps / k)
+
+
+def _adam_block(p, g, M, V, tmp, b1, b2, c, e):
+    M *= b1
+    M += g
+    V *= b2
+    np.square(g, out=g)
+    V += g
+    np.sqrt(V, out=tmp)
+    tmp += e
+    np.divide(M, tmp, out=tmp)
+    tmp *= c
+    p -= tmp
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}

@@ -1,0 +1,173 @@
+"""Benchmark: seconds per training epoch (and per full evaluation) of the NumPy engine vs PyTorch, same process.
+
+    python bench/run.py                          # every preset, CPU rows (+ CUDA rows when a GPU is there)
+    python bench/run.py --presets keras-mlp --epochs 3 --repeats 1 --json
+
+Ratios are NumPy time / PyTorch CPU time for the same config, batch order and initial weights
+(medians over the timed epochs); below 1 the engine is faster. GFLOP/s counts the matrix
+products only (forward 2nk, weight gradient 2nk, input gradient 2nk except for the first layer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine import PRESETS, build_model, load_dataset, train  # noqa: E402
+from engine.train import make_splits  # noqa: E402
+
+
+def epoch_flops(cfg, n_rows: int, n_features: int, n_classes: int) -> float:
+    sizes = [n_features, *cfg.hidden_sizes, n_classes]
+    layers = list(zip(sizes[:-1], sizes[1:]))
+    fwd = sum(2 * n_rows * a * b for a, b in layers)
+    dx = sum(2 * n_rows * a * b for a, b in layers[1:])
+    return 2 * fwd + dx
+
+
+def eval_flops(cfg, n_rows: int, n_features: int, n_classes: int) -> float:
+    sizes = [n_features, *cfg.hidden_sizes, n_classes]
+    return sum(2 * n_rows * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def matmul_peak(dtype=np.float32, n: int = 2048, repeats: int = 5) -> float:
+    """Measured float32 GFLOP/s of NumPy's BLAS on a large square product (best of repeats)."""
+    a = np.random.default_rng(0).random((n, n), dtype=dtype)
+    b = a.copy()
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def interleaved_epoch_times(cfgs: dict, data, epochs: int) -> dict[str, list[float]]:
+    """Training seconds per epoch for each backend, their epochs run alternately so drift hits all alike.
+
+    The first epoch of each warms caches and allocators and is not counted.
+    """
+    gens = {name: train(cfg.replace(epochs=epochs + 1), data) for name, cfg in cfgs.items()}
+    times: dict[str, list[float]] = {name: [] for name in cfgs}
+    for epoch in range(epochs + 1):
+        for name, gen in gens.items():
+            seconds = next(gen).train_seconds
+            if epoch:
+                times[name].append(seconds)
+    return times
+
+
+def eval_functions(cfg, data, backends: list[str]) -> dict:
+    """A function per backend that evaluates the 60k training and 10k test rows once."""
+    splits = make_splits(cfg, data)
+    model = build_model(cfg, data.n_features, data.n_classes)
+    fns = {"numpy": lambda: (model.evaluate(splits.x_train, splits.y_train),
+                             model.evaluate(splits.x_test, splits.y_test))}
+    for backend in backends:
+        if backend.startswith("torch"):
+            fns[backend] = _torch_eval_function(cfg, model, splits, backend.split("-")[1])
+    return fns
+
+
+def _torch_eval_function(cfg, model, splits, device: str):
+    import torch
+
+    from engine.backends.torch_backend import TorchMLP, _evaluate
+
+    dev = torch.device(device)
+    net = TorchMLP(cfg, model, dev)
+    xs = [torch.tensor(a, device=dev) for a in (splits.x_train, splits.y_train, splits.x_test, splits.y_test)]
+    return lambda: (_evaluate(net, xs[0], xs[1]), _evaluate(net, xs[2], xs[3]))
+
+
+def interleaved_eval_times(fns: dict, repeats: int) -> dict[str, float]:
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(_timed(fn))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated preset names")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per run (one more warms up)")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats of the evaluation timing")
+    parser.add_argument("--no-torch", action="store_true", help="time the NumPy engine alone")
+    parser.add_argument("--json", action="store_true", help="one JSON object per row")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.presets.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PRESETS]
+    if unknown:
+        parser.error(f"unknown preset(s): {', '.join(unknown)}")
+
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            print("PyTorch is not installed: ratios need it (pip install torch==2.13.0).", file=sys.stderr)
+    data = load_dataset("mnist")
+    peak = matmul_peak()
+    cuda = torch is not None and torch.cuda.is_available()
+    header = (f"# {platform.processor() or platform.machine()}, {_cpu_count()} cores, NumPy {np.__version__}"
+              + (f", PyTorch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else "")
+              + (f", GPU {torch.cuda.get_device_name()}" if cuda else "")
+              + f"; measured float32 matmul peak {peak:.1f} GFLOP/s")
+    rows = []
+    for name in names:
+        cfg = PRESETS[name].config
+        n = len(data.y_train)
+        flops = epoch_flops(cfg, n, data.n_features, data.n_classes)
+        ev_flops = eval_flops(cfg, n + len(data.y_test), data.n_features, data.n_classes)
+        cfgs = {"numpy": cfg}
+        if torch is not None:
+            cfgs["torch-cpu"] = cfg.replace(backend="torch", device="cpu")
+            if cuda:
+                cfgs["torch-cuda"] = cfg.replace(backend="torch", device="cuda")
+        timings = {name: statistics.median(ts) for name, ts in interleaved_epoch_times(cfgs, data, args.epochs).items()}
+        evals = interleaved_eval_times(eval_functions(cfg, data, list(cfgs)), args.repeats)
+        for backend, seconds in timings.items():
+            ref, ref_eval = timings.get("torch-cpu"), evals.get("torch-cpu")
+            rows.append(dict(preset=name, backend=backend, epoch_s=seconds,
+                             ratio=seconds / ref if ref else None,
+                             gflops=flops / seconds / 1e9,
+                             pct_peak=100 * flops / seconds / 1e9 / peak if backend != "torch-cuda" else None,
+                             eval_s=evals[backend], eval_ratio=evals[backend] / ref_eval if ref_eval else None,
+                             eval_gflops=ev_flops / evals[backend] / 1e9))
+            if args.json:
+                print(json.dumps(rows[-1]), flush=True)
+    if not args.json:
+        print(header)
+        print(f"{'preset':20} {'backend':10} {'s/epoch':>8} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}"
+              f" {'eval s':>7} {'ratio':>6}")
+        for r in rows:
+            def fmt(v, spec):
+                return format(v, spec) if v is not None else "-"
+            print(f"{r['preset']:20} {r['backend']:10} {r['epoch_s']:8.3f} {fmt(r['ratio'], '6.2f')} "
+                  f"{r['gflops']:8.1f} {fmt(r['pct_peak'], '6.0f')} {r['eval_s']:7.3f} {fmt(r['eval_ratio'], '6.2f')}")
+    return 0
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

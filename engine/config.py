@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.data import INPUT_SCALINGS
 from engine.layers import ACTIVATIONS
 from engine.losses import LOSSES, OUTPUTS, make_loss
 from engine.optim import OPTIMIZERS
@@ -40,6 +41,7 @@ class TrainConfig:
     batch_size: int = 128
     epochs: int = 30
     init: str = "notebook"  # weight initialisation: notebook, small, xavier, he
+    input_scaling: str = "unit"  # unit: pixels / 255; standardize: then minus mean, over std
     l2: float = 0.0  # L2 weight decay on weights (not biases)
     dropout: float = 0.0  # probability of dropping a hidden unit during training
     val_split: float = 0.0  # fraction of the training set held out for validation
@@ -57,6 +59,7 @@ class TrainConfig:
         _choice("loss", self.loss, LOSSES)
         _choice("optimizer", self.optimizer, tuple(OPTIMIZERS))
         _choice("init", self.init, INITS)
+        _choice("input scaling", self.input_scaling, INPUT_SCALINGS)
         _choice("backend", self.backend, BACKENDS)
         _choice("device", self.device, DEVICES)
         if any(h < 1 for h in self.hidden_sizes):
@@ -151,11 +154,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                        epochs=30, init="notebook")),
     Preset("softmax-regression", "Softmax regression (no hidden layer)", "92.11%",
            TrainConfig(hidden_sizes=(), output="softmax", loss="cross_entropy", optimizer="sgd",
-                       learning_rate=0.03, batch_size=64, epochs=2, init="xavier")),
+                       learning_rate=0.03, batch_size=64, epochs=2, init="xavier", input_scaling="standardize")),
     Preset("pytorch-mlp", "PyTorch tutorial: ReLU MLP", "~98%",
            TrainConfig(hidden_sizes=(256, 128, 64), activation="relu", output="softmax",
                        loss="cross_entropy", optimizer="sgd", learning_rate=0.03, batch_size=64,
-                       epochs=10, init="he")),
+                       epochs=10, init="he", input_scaling="standardize")),
     Preset("keras-mlp", "Keras: one wide ReLU layer, Adam", "98.11%",
            TrainConfig(hidden_sizes=(1000,), activation="relu", output="softmax",
                        loss="cross_entropy", optimizer="adam", learning_rate=1e-3, batch_size=100,

@@ -41,6 +41,29 @@ CHECKSUMS: dict[str, dict[str, str]] = {
     },
 }
 
+# Mean and standard deviation of each training set's pixels after scaling to [0, 1]
+# (test_data.py recomputes them); "standardize" input scaling uses them, as the PyTorch tutorials do.
+PIXEL_STATS: dict[str, tuple[float, float]] = {
+    "mnist": (0.1307, 0.3081),
+    "fashion-mnist": (0.2860, 0.3530),
+    "digits": (0.3053, 0.3758),
+}
+INPUT_SCALINGS = ("unit", "standardize")
+INPUT_SCALING_LABELS = {"unit": "Pixels / 255, in [0, 1]", "standardize": "Standardized: (x/255 - mean) / std"}
+
+
+def scale_pixels(x: np.ndarray, dataset: str, scaling: str = "unit", dtype=np.float32) -> np.ndarray:
+    """uint8 pixel rows -> float network inputs, as the config's input scaling says."""
+    out = x.astype(dtype)
+    if scaling == "standardize":
+        mean, std = PIXEL_STATS[dataset]
+        out *= dtype(1 / (255 * std))
+        out -= dtype(mean / std)
+    else:
+        out *= dtype(1 / 255)
+    return out
+
+
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.config import TrainConfig
+from engine.data import scale_pixels
 from engine.layers import ACTIVATIONS, Dropout, Layer, Linear
 from engine.losses import Loss, apply_output, make_loss
 
@@ -92,9 +93,11 @@ class MLP:
         return total / len(x), correct / len(x)
 
     def _as_input(self, x: np.ndarray) -> np.ndarray:
-        """uint8 pixels are scaled to [0, 1]; float input is used as given."""
+        """uint8 pixels are scaled as the config says; float input is used as given."""
         if x.dtype == np.uint8:
-            return x.astype(self.dtype) * self.dtype.type(1 / 255)
+            cfg = self.config
+            return scale_pixels(x, cfg.dataset if cfg else "mnist", cfg.input_scaling if cfg else "unit",
+                                self.dtype.type)
         return x.astype(self.dtype, copy=False)
 
     def get_weights(self) -> list[np.ndarray]:

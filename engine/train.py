@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from engine.config import TrainConfig
-from engine.data import Dataset
+from engine.data import Dataset, scale_pixels
 from engine.model import MLP, build_model, seed_streams
 from engine.optim import OPTIMIZERS, Optimizer
 
@@ -50,7 +50,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class Splits:
-    """Float32 inputs in [0, 1] and int64 labels for each split the run uses."""
+    """Float32 inputs (scaled as the config says) and int64 labels for each split the run uses."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -58,13 +58,6 @@ class Splits:
     y_test: np.ndarray
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
-
-
-def to_float(x: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> float32 in [0, 1]."""
-    out = x.astype(np.float32)
-    out *= np.float32(1 / 255)
-    return out
 
 
 def make_splits(cfg: TrainConfig, data: Dataset) -> Splits:
@@ -80,6 +73,9 @@ def make_splits(cfg: TrainConfig, data: Dataset) -> Splits:
         train_idx = train_idx[:cfg.train_limit]
     if len(train_idx) == 0:
         raise ValueError("No training examples are left after the validation split and subset.")
+    def to_float(x):
+        return scale_pixels(x, cfg.dataset, cfg.input_scaling)
+
     x_train = to_float(data.x_train if len(train_idx) == n else data.x_train[train_idx])
     y_train = np.ascontiguousarray(data.y_train[train_idx])
     splits = dict(x_train=x_train, y_train=y_train, x_test=to_float(data.x_test), y_test=np.asarray(data.y_test))

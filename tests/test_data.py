@@ -167,3 +167,16 @@ def test_fashion_mnist_without_files_or_network_explains(tmp_path, monkeypatch):
     monkeypatch.setenv("MLP_LAB_FASHION_URL", "http://127.0.0.1:9/")  # nothing listens on the discard port
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
         D._load_fashion_mnist()
+
+
+@pytest.mark.parametrize("name", ["mnist", "digits"])
+def test_pixel_stats_table_matches_the_data(name):
+    ds = D.load_dataset(name)
+    mean, std = D.PIXEL_STATS[name]
+    x = ds.x_train / 255.0
+    assert x.mean() == pytest.approx(mean, abs=5e-5) and x.std() == pytest.approx(std, abs=5e-5)
+    z = D.scale_pixels(ds.x_train, name, "standardize")
+    assert z.dtype == np.float32
+    assert z.mean() == pytest.approx(0, abs=1e-3) and z.std() == pytest.approx(1, abs=1e-3)
+    unit = D.scale_pixels(ds.x_train[:5], name)
+    assert unit.min() >= 0 and unit.max() == pytest.approx(1.0)

@@ -54,13 +54,27 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def interleaved_epoch_times(cfgs: dict, data, epochs: int) -> dict[str, list[float]]:
+def runners(cfg, torch, cuda: bool) -> dict:
+    """Backend name -> function(cfg, data) returning the training generator."""
+    out = {"numpy": lambda c, d: train(c, d)}
+    if torch is not None:
+        out["torch-cpu"] = lambda c, d: train(c.replace(backend="torch", device="cpu"), d)
+        if cuda:
+            from engine.backends.torch_backend import torch_train
+
+            out["torch-cuda"] = lambda c, d: train(c.replace(backend="torch", device="cuda"), d)
+            out["torch-cuda-eager"] = lambda c, d: torch_train(c.replace(backend="torch", device="cuda"), d,
+                                                               cuda_graphs=False)
+    return out
+
+
+def interleaved_epoch_times(cfg, run_fns: dict, data, epochs: int) -> dict[str, list[float]]:
     """Training seconds per epoch for each backend, their epochs run alternately so drift hits all alike.
 
-    The first epoch of each warms caches and allocators and is not counted.
+    The first epoch of each warms caches and allocators (and captures CUDA graphs) and is not counted.
     """
-    gens = {name: train(cfg.replace(epochs=epochs + 1), data) for name, cfg in cfgs.items()}
-    times: dict[str, list[float]] = {name: [] for name in cfgs}
+    gens = {name: fn(cfg.replace(epochs=epochs + 1), data) for name, fn in run_fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in run_fns}
     for epoch in range(epochs + 1):
         for name, gen in gens.items():
             seconds = next(gen).train_seconds
@@ -76,7 +90,7 @@ def eval_functions(cfg, data, backends: list[str]) -> dict:
     fns = {"numpy": lambda: (model.evaluate(splits.x_train, splits.y_train),
                              model.evaluate(splits.x_test, splits.y_test))}
     for backend in backends:
-        if backend.startswith("torch"):
+        if backend in ("torch-cpu", "torch-cuda"):
             fns[backend] = _torch_eval_function(cfg, model, splits, backend.split("-")[1])
     return fns
 
@@ -134,32 +148,31 @@ def main(argv=None) -> int:
         n = len(data.y_train)
         flops = epoch_flops(cfg, n, data.n_features, data.n_classes)
         ev_flops = eval_flops(cfg, n + len(data.y_test), data.n_features, data.n_classes)
-        cfgs = {"numpy": cfg}
-        if torch is not None:
-            cfgs["torch-cpu"] = cfg.replace(backend="torch", device="cpu")
-            if cuda:
-                cfgs["torch-cuda"] = cfg.replace(backend="torch", device="cuda")
-        timings = {name: statistics.median(ts) for name, ts in interleaved_epoch_times(cfgs, data, args.epochs).items()}
-        evals = interleaved_eval_times(eval_functions(cfg, data, list(cfgs)), args.repeats)
+        run_fns = runners(cfg, torch, cuda)
+        timings = {name: statistics.median(ts)
+                   for name, ts in interleaved_epoch_times(cfg, run_fns, data, args.epochs).items()}
+        evals = interleaved_eval_times(eval_functions(cfg, data, list(run_fns)), args.repeats)
         for backend, seconds in timings.items():
             ref, ref_eval = timings.get("torch-cpu"), evals.get("torch-cpu")
             rows.append(dict(preset=name, backend=backend, epoch_s=seconds,
                              ratio=seconds / ref if ref else None,
                              gflops=flops / seconds / 1e9,
-                             pct_peak=100 * flops / seconds / 1e9 / peak if backend != "torch-cuda" else None,
-                             eval_s=evals[backend], eval_ratio=evals[backend] / ref_eval if ref_eval else None,
-                             eval_gflops=ev_flops / evals[backend] / 1e9))
+                             pct_peak=100 * flops / seconds / 1e9 / peak if "cuda" not in backend else None,
+                             eval_s=evals.get(backend),
+                             eval_ratio=evals[backend] / ref_eval if ref_eval and backend in evals else None,
+                             eval_gflops=ev_flops / evals[backend] / 1e9 if backend in evals else None))
             if args.json:
                 print(json.dumps(rows[-1]), flush=True)
     if not args.json:
         print(header)
-        print(f"{'preset':20} {'backend':10} {'s/epoch':>8} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}"
+        print(f"{'preset':20} {'backend':16} {'s/epoch':>8} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}"
               f" {'eval s':>7} {'ratio':>6}")
         for r in rows:
             def fmt(v, spec):
                 return format(v, spec) if v is not None else "-"
-            print(f"{r['preset']:20} {r['backend']:10} {r['epoch_s']:8.3f} {fmt(r['ratio'], '6.2f')} "
-                  f"{r['gflops']:8.1f} {fmt(r['pct_peak'], '6.0f')} {r['eval_s']:7.3f} {fmt(r['eval_ratio'], '6.2f')}")
+            print(f"{r['preset']:20} {r['backend']:16} {r['epoch_s']:8.3f} {fmt(r['ratio'], '6.2f')} "
+                  f"{r['gflops']:8.1f} {fmt(r['pct_peak'], '6.0f')} {fmt(r['eval_s'], '7.3f')} "
+                  f"{fmt(r['eval_ratio'], '6.2f')}")
     return 0
 
 

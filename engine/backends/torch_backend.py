@@ -87,23 +87,77 @@ class TorchMLP:
                 lin.grads["W"][...] = W.grad.cpu().numpy()
 
 
-def make_torch_optimizer(cfg: TrainConfig, net: TorchMLP) -> torch.optim.Optimizer:
+def make_torch_optimizer(cfg: TrainConfig, net: TorchMLP, capturable: bool = False) -> torch.optim.Optimizer:
     """torch.optim with L2 on weights only, as the engine; fused kernels where PyTorch has them."""
     groups = [{"params": net.weights, "weight_decay": cfg.l2}, {"params": net.biases, "weight_decay": 0.0}]
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.learning_rate, betas=cfg.betas, fused=True)
+        extra = {"capturable": True} if capturable else {}
+        return torch.optim.Adam(groups, lr=cfg.learning_rate, betas=cfg.betas, fused=True, **extra)
     momentum = cfg.momentum if cfg.optimizer == "momentum" else 0.0
     return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=momentum, fused=True)
 
 
+class TrainStep:
+    """One optimisation step on the rows `sel` of (X, Y); on CUDA, full batches replay a captured graph.
+
+    A CUDA graph turns the ~40 kernel launches of a step into one replay, which is what bounds a
+    small MLP on a GPU. Capturing needs warm-up steps: the weights and optimizer state are put back
+    afterwards, so the run is the same as an eager one.
+    """
+
+    def __init__(self, net: TorchMLP, cfg: TrainConfig, X: torch.Tensor, Y: torch.Tensor, use_graph: bool) -> None:
+        self.net, self.X, self.Y, self.batch_size = net, X, Y, min(cfg.batch_size, len(Y))
+        self.optimizer = make_torch_optimizer(cfg, net, capturable=use_graph)
+        self.running = torch.zeros((), device=X.device)  # sum of batch losses this epoch, read once
+        self.graph = self._capture() if use_graph else None
+
+    def _body(self, sel: torch.Tensor) -> None:
+        loss = self.net.loss(self.net.forward(self.X[sel], train=True), self.Y[sel])
+        loss.backward()
+        self.optimizer.step()
+        self.running.add_(loss.detach())
+
+    def __call__(self, sel: torch.Tensor) -> None:
+        if self.graph is not None and len(sel) == self.batch_size:
+            self.static_sel.copy_(sel)
+            self.graph.replay()
+        else:
+            self.optimizer.zero_grad(set_to_none=False)
+            self._body(sel)
+
+    def _capture(self) -> torch.cuda.CUDAGraph:
+        params = self.net.parameters()
+        saved = [p.detach().clone() for p in params]
+        self.static_sel = torch.arange(self.batch_size, device=self.X.device)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self.optimizer.zero_grad(set_to_none=True)
+                self._body(self.static_sel)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            self._body(self.static_sel)
+        with torch.no_grad():  # undo the warm-up: back to the initial weights and a fresh optimizer
+            for p, v in zip(params, saved):
+                p.copy_(v)
+            for state in self.optimizer.state.values():
+                for value in state.values():
+                    if torch.is_tensor(value):
+                        value.zero_()
+            self.running.zero_()
+        return graph
+
+
 def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, should_stop: ShouldStop | None = None,
-                on_batch: OnBatch | None = None) -> Iterator[EpochResult]:
-    """Same contract as engine.train.numpy_train."""
+                on_batch: OnBatch | None = None, cuda_graphs: bool | None = None) -> Iterator[EpochResult]:
+    """Same contract as engine.train.numpy_train; cuda_graphs=None uses them on CUDA when there is no dropout."""
     device = resolve_device(cfg.device)
     splits = make_splits(cfg, data)
     model = model or build_model(cfg, data.n_features, data.n_classes)
     net = TorchMLP(cfg, model, device)
-    optimizer = make_torch_optimizer(cfg, net)
     rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])
 
     def put(a):
@@ -113,28 +167,26 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
     evals = {"train": (X, Y), "test": (put(splits.x_test), put(splits.y_test))}
     if splits.x_val is not None:
         evals["val"] = (put(splits.x_val), put(splits.y_val))
+    if cuda_graphs is None:
+        cuda_graphs = device.type == "cuda" and cfg.dropout == 0
+    step = TrainStep(net, cfg, X, Y, use_graph=cuda_graphs)
     probe = splits.x_test[:512]
     history: list[EpochResult] = []
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         batches = batch_order(rng, len(splits.y_train), cfg.batch_size)
         order = torch.from_numpy(np.concatenate(batches)).to(device)
-        running = torch.zeros((), device=device)
+        step.running.zero_()
         start = 0
         for b, idx in enumerate(batches, 1):
-            sel = order[start:start + len(idx)]
+            step(order[start:start + len(idx)])
             start += len(idx)
-            loss = net.loss(net.forward(X[sel], train=True), Y[sel])
-            optimizer.zero_grad(set_to_none=False)
-            loss.backward()
-            optimizer.step()
-            running += loss.detach()
             if on_batch is not None:
                 on_batch(b, len(batches))
             if should_stop is not None and should_stop():
                 net.copy_to(model)
                 return
-        if not math.isfinite(running.item()):  # the one host sync of the training pass
+        if not math.isfinite(step.running.item()):  # the one host sync of the training pass
             raise _diverged(cfg, history, epoch, len(batches))
         t1 = time.perf_counter()
         metrics = {name: _evaluate(net, x, y) for name, (x, y) in evals.items()}

@@ -152,3 +152,14 @@ def test_asking_for_cuda_without_a_gpu_explains(mnist):
     cfg = TrainConfig(backend="torch", device="cuda", epochs=1, train_limit=100)
     with pytest.raises(ValueError, match="no CUDA GPU"):
         next(train(cfg, mnist))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@pytest.mark.parametrize("preset", ["notebook-mse", "keras-mlp"])
+def test_cuda_graph_steps_equal_eager_steps(mnist, preset):
+    from engine.backends.torch_backend import torch_train
+
+    cfg = PRESETS[preset].config.replace(epochs=2, train_limit=3050, backend="torch", device="cuda")
+    graphed = [r.train_loss for r in torch_train(cfg, mnist, cuda_graphs=True)]
+    eager = [r.train_loss for r in torch_train(cfg, mnist, cuda_graphs=False)]
+    assert graphed == pytest.approx(eager, rel=1e-5)

@@ -13,12 +13,13 @@ from engine.layers import ACTIVATIONS
 from engine.losses import LOSSES, OUTPUTS, make_loss
 from engine.optim import OPTIMIZERS
 
-INITS = ("notebook", "small", "xavier", "he")
+INITS = ("notebook", "small", "xavier", "he", "pytorch")
 INIT_LABELS = {
     "notebook": "Notebook: W, b ~ N(0, 1)",
     "small": "Small: W ~ N(0, 0.01²), b = 0",
     "xavier": "Xavier/Glorot uniform",
     "he": "He (Kaiming) normal",
+    "pytorch": "PyTorch default: W, b ~ U(±1/√fan_in)",
 }
 BACKENDS = ("numpy", "torch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -40,7 +41,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)  # used by adam
     batch_size: int = 128
     epochs: int = 30
-    init: str = "notebook"  # weight initialisation: notebook, small, xavier, he
+    init: str = "notebook"  # weight initialisation: notebook, small, xavier, he, pytorch
     input_scaling: str = "unit"  # unit: pixels / 255; standardize: then minus mean, over std
     l2: float = 0.0  # L2 weight decay on weights (not biases)
     dropout: float = 0.0  # probability of dropping a hidden unit during training

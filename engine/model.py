@@ -26,6 +26,9 @@ def init_weights(init: str, n_in: int, n_out: int, rng: np.random.Generator) -> 
         return rng.uniform(-limit, limit, (n_in, n_out)), np.zeros(n_out)
     if init == "he":  # Kaiming normal for ReLU
         return np.sqrt(2 / n_in) * rng.standard_normal((n_in, n_out)), np.zeros(n_out)
+    if init == "pytorch":  # torch.nn.Linear's default (kaiming_uniform with a = sqrt(5)), bias alike
+        bound = 1 / np.sqrt(n_in)
+        return rng.uniform(-bound, bound, (n_in, n_out)), rng.uniform(-bound, bound, n_out)
     raise ValueError(f"Unknown init {init!r}")
 
 

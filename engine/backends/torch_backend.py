@@ -213,3 +213,9 @@ def _evaluate(net: TorchMLP, x: torch.Tensor, y: torch.Tensor) -> tuple[float, f
         correct += (z.argmax(1) == t).sum()
     return total.item() / len(x), correct.item() / len(x)
 
+
+
+def prewarm() -> None:
+    """Pay PyTorch's one-time costs (its optimizer stack imports torch._dynamo: seconds) before a run needs them."""
+    p = torch.zeros(1, requires_grad=True)
+    torch.optim.SGD([p], lr=0.1)

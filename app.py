@@ -1,0 +1,19 @@
+"""MLP Lab: build a multilayer perceptron, train it on MNIST, and watch it learn."""
+
+import streamlit as st
+
+from ui import state
+from ui.resources import warm_torch
+from ui.sidebar import config_sidebar
+
+st.set_page_config(page_title="MLP Lab", page_icon=":material/neurology:", layout="wide")
+state.init_state()
+page = st.navigation([
+    # url paths must not equal a widget key (AppTest mixes up a page "train" with the button "train")
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="training", default=True),
+    st.Page("pages/results.py", title="Results", icon=":material/insights:", url_path="results"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+])
+config_sidebar()
+warm_torch()
+page.run()

@@ -1,0 +1,106 @@
+"""Results: curves, sample digits, mistakes and a confusion matrix you can click into, for one run."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from sklearn.metrics import precision_recall_fscore_support
+
+from ui import state
+from ui.charts import CM_SELECTION, confusion_frame, confusion_matrix_chart, learning_curves_chart
+from ui.mosaic import mosaic
+from ui.resources import get_dataset
+
+GRID = 25
+
+
+def caption(pred: int, true: int, names: tuple[str, ...]) -> str:
+    short = [n[:7] for n in names]
+    return f"{short[pred]}" if pred == true else f"{short[pred]} (is {short[true]})"
+
+
+def grid(data, idx: np.ndarray, pred: np.ndarray, cols: int = 5):
+    y = data.y_test
+    return mosaic(data.x_test[idx], data.image_shape, [caption(pred[i], y[i], data.class_names) for i in idx],
+                  wrong=pred[idx] != y[idx], cols=cols)
+
+
+def page() -> None:
+    st.title("Results")
+    candidates = [r for r in state.runs() if r.history]
+    if not candidates:
+        st.info("No results yet: train a network on the **Train** page (a run shows here after its first epoch).")
+        return
+
+    ids = [r.id for r in candidates][::-1]
+    if st.session_state.get(state.RESULTS_RUN) not in ids:
+        active = st.session_state.get(state.ACTIVE_RUN)
+        st.session_state[state.RESULTS_RUN] = active if active in ids else ids[0]
+    names = {r.id: r.name for r in candidates}
+    run_id = st.selectbox("Run", ids, key=state.RESULTS_RUN, format_func=names.get)
+    run = state.run_by_id(run_id)
+    st.caption(run.summary() + (" — still training: the views below use the weights as they are now."
+                                if run.in_progress else ""))
+
+    st.subheader("Learning curves")
+    st.altair_chart(learning_curves_chart(run.history), width="content")
+
+    data = get_dataset(run.config.dataset)
+    probs = run.test_predictions(data)
+    pred = probs.argmax(axis=1)
+    y = data.y_test
+    wrong_idx = np.flatnonzero(pred != y)
+    st.write(f"On the {len(y):,} test images: **{len(y) - len(wrong_idx):,} right, {len(wrong_idx):,} wrong** "
+             f"({1 - len(wrong_idx) / len(y):.2%} accuracy).")
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Random test digits")
+        if st.button("New samples", key="new_samples", icon=":material/casino:"):
+            st.session_state[state.SAMPLE_SEED] += 1
+        rng = np.random.default_rng(st.session_state[state.SAMPLE_SEED])
+        sample = rng.choice(len(y), GRID, replace=False)
+        st.image(grid(data, sample, pred), caption="Predicted label under each digit; mistakes framed in red.")
+    with right:
+        st.subheader("Mistakes")
+        kind = st.radio("Which mistakes", ["random", "most confident"], key="mistake_kind", horizontal=True)
+        if len(wrong_idx) == 0:
+            st.success("No mistakes on the test set.")
+        else:
+            if kind == "random":
+                shown = rng.choice(wrong_idx, min(GRID, len(wrong_idx)), replace=False)
+            else:  # the model was surest of these wrong answers
+                shown = wrong_idx[np.argsort(-probs[wrong_idx, pred[wrong_idx]])][:GRID]
+            st.image(grid(data, shown, pred), caption="Predicted label, and the true one in brackets.")
+
+    st.subheader("Confusion matrix")
+    st.caption("Rows are the true class, columns the prediction. Click a cell to see its digits.")
+    normalized = st.radio("Show", ["counts", "share of each true class"], key=state.CM_MODE,
+                          horizontal=True) != "counts"
+    cm = confusion_frame(y, pred, data.class_names)
+    cm_col, cell_col = st.columns([1, 1])
+    with cm_col:
+        event = st.altair_chart(confusion_matrix_chart(cm, normalized), key=state.CM_CHART, on_select="rerun",
+                                selection_mode=CM_SELECTION, width="content")
+    with cell_col:
+        picked = (event.selection.get(CM_SELECTION) or []) if event else []
+        if picked:
+            t, p = int(picked[0]["true"]), int(picked[0]["pred"])
+            in_cell = np.flatnonzero((y == t) & (pred == p))
+            names = data.class_names
+            st.markdown(f"**True {names[t]}, predicted {names[p]}: {len(in_cell)} digit{'s' * (len(in_cell) != 1)}**"
+                        + (" (first 40 shown)" if len(in_cell) > 40 else ""))
+            if len(in_cell):
+                st.image(grid(data, in_cell[:40], pred, cols=8))
+        else:
+            st.info("Click a cell of the matrix to see the digits in it.", icon=":material/touch_app:")
+
+    st.subheader("Per-class scores")
+    precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=np.arange(data.n_classes),
+                                                                     zero_division=0)
+    st.dataframe(pd.DataFrame({"class": data.class_names, "precision": precision, "recall": recall, "F1": f1,
+                               "test images": support}),
+                 hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                                 for c in ("precision", "recall", "F1")})
+
+
+page()

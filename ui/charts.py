@@ -1,0 +1,92 @@
+"""Altair chart builders and the long-format tables behind them (pure: data in, chart out)."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from engine import EpochResult
+
+SPLIT_COLORS = alt.Scale(domain=["train", "validation", "test"], range=["#1f77b4", "#ff7f0e", "#2ca02c"])
+CM_SELECTION = "cell"
+
+
+def history_frame(history: list[EpochResult]) -> pd.DataFrame:
+    """Long format: one row per (epoch, split, metric)."""
+    rows = []
+    for r in history:
+        for split, loss, acc in (("train", r.train_loss, r.train_acc), ("validation", r.val_loss, r.val_acc),
+                                 ("test", r.test_loss, r.test_acc)):
+            if loss is not None:
+                rows.append({"epoch": r.epoch, "split": split, "metric": "loss", "value": loss})
+                rows.append({"epoch": r.epoch, "split": split, "metric": "accuracy", "value": acc})
+    return pd.DataFrame(rows, columns=["epoch", "split", "metric", "value"])
+
+
+def learning_curves_chart(history: list[EpochResult]) -> alt.FacetChart:
+    """Loss and accuracy side by side, coloured by split."""
+    df = history_frame(history)
+    base = alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("split:N", scale=SPLIT_COLORS, title="split"),
+        tooltip=["epoch:Q", "split:N", "metric:N", alt.Tooltip("value:Q", format=".4f")],
+    ).properties(width=300, height=240)
+    return base.facet(column=alt.Column("metric:N", title=None, sort=["loss", "accuracy"])).resolve_scale(
+        y="independent")
+
+
+def confusion_frame(y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[str, ...]) -> pd.DataFrame:
+    k = len(class_names)
+    counts = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    row_totals = counts.sum(axis=1, keepdims=True)
+    share = counts / np.maximum(row_totals, 1)
+    t, p = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    return pd.DataFrame({"true": t.ravel(), "pred": p.ravel(), "count": counts.ravel(), "share": share.ravel(),
+                         "true_name": [class_names[i] for i in t.ravel()],
+                         "pred_name": [class_names[i] for i in p.ravel()]})
+
+
+def confusion_matrix_chart(df: pd.DataFrame, normalized: bool) -> alt.LayerChart:
+    """Rect + text heat map; clicking a cell selects its (true, pred) pair."""
+    field = "share" if normalized else "count"
+    df = df.assign(dark=df[field] > 0.5 * df[field].max())  # white text on dark cells
+    selection = alt.selection_point(name=CM_SELECTION, fields=["true", "pred"], on="click")
+    base = alt.Chart(df).encode(
+        x=alt.X("pred:O", title="predicted"),
+        y=alt.Y("true:O", title="true"),
+    )
+    rect = base.mark_rect().encode(
+        color=alt.Color(f"{field}:Q", scale=alt.Scale(scheme="blues"), legend=None),
+        opacity=alt.condition(selection, alt.value(1.0), alt.value(0.55)),
+        tooltip=[alt.Tooltip("true_name:N", title="true"), alt.Tooltip("pred_name:N", title="predicted"),
+                 "count:Q", alt.Tooltip("share:Q", format=".1%", title="share of row")],
+    ).add_params(selection)
+    text = base.mark_text(fontSize=11).encode(
+        text=alt.Text(f"{field}:Q", format=".0%" if normalized else "d"),
+        color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
+    )
+    return (rect + text).properties(width=380, height=380)
+
+
+def compare_frame(runs: list, metric: str) -> pd.DataFrame:
+    """Per run, split and epoch: the metric's value (loss or accuracy)."""
+    frames = []
+    for run in runs:
+        df = history_frame(run.history)
+        df = df[df.metric == metric].assign(run=run.name)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else history_frame([]).assign(run=[])
+
+
+def compare_chart(runs: list, metric: str) -> alt.Chart:
+    """Runs overlaid: colour by run, dash by split."""
+    df = compare_frame(runs, metric)
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
+        color=alt.Color("run:N", legend=alt.Legend(orient="bottom", columns=1, labelLimit=500)),
+        strokeDash=alt.StrokeDash("split:N"),
+        tooltip=["run:N", "split:N", "epoch:Q", alt.Tooltip("value:Q", format=".4f")],
+    ).properties(height=360)

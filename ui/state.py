@@ -1,0 +1,55 @@
+"""Session-state keys (one place for every key a page or test uses) and the session's run list."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+# Sidebar widgets: the key is the TrainConfig field it edits (a test contract).
+PRESET = "preset"
+CONFIG_FIELDS = ("dataset", "hidden_sizes", "activation", "output", "loss", "optimizer", "learning_rate",
+                 "batch_size", "epochs", "init", "seed", "backend")
+ADVANCED_FIELDS = ("device", "momentum", "l2", "dropout", "val_split", "train_limit", "input_scaling")
+
+# Derived each run by the sidebar
+CONFIG = "config"  # the TrainConfig the sidebar describes, or None
+CONFIG_ERRORS = "config_errors"  # {field: message} for invalid input
+CONFIG_LABEL = "config_label"  # the preset's name when the config is that preset, else "custom"
+URL_LOADED = "url_loaded"  # the query string has been read into the widgets once
+
+# Runs
+RUNS = "runs"  # list[TrainingRun], oldest first
+ACTIVE_RUN = "active_run"  # id of the run the Train page follows
+
+# Page widgets
+RESULTS_RUN = "results_run"
+SAMPLE_SEED = "sample_seed"
+CM_MODE = "cm_mode"
+CM_CHART = "cm_chart"
+COMPARE_RUNS = "compare_runs"
+COMPARE_METRIC = "compare_metric"
+UPLOAD_RUN = "upload_run"
+
+
+def init_state() -> None:
+    """Create the session's containers once."""
+    if RUNS not in st.session_state:
+        st.session_state[RUNS] = []
+    if SAMPLE_SEED not in st.session_state:
+        st.session_state[SAMPLE_SEED] = 0
+
+
+def runs() -> list:
+    return st.session_state[RUNS]
+
+
+def run_by_id(run_id: str | None):
+    return next((r for r in runs() if r.id == run_id), None)
+
+
+def active_run():
+    """The run the Train page follows: the one started last in this session."""
+    return run_by_id(st.session_state.get(ACTIVE_RUN))
+
+
+def any_run_in_progress() -> bool:
+    return any(r.in_progress for r in runs())

@@ -72,7 +72,8 @@ def _read_url() -> None:
         except ValueError:
             ignored.append(key)
     if ignored:
-        st.session_state["url_warning"] = f"The link's value for {', '.join(ignored)} could not be read and was skipped."
+        st.session_state["url_warning"] = (f"The link's value for {', '.join(ignored)} could not be read "
+                                           "and was skipped.")
 
 
 def _write_url(cfg: TrainConfig) -> None:

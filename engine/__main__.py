@@ -8,7 +8,7 @@ import sys
 import time
 
 from engine.config import BACKENDS, DEVICES, INITS, PRESETS, TrainConfig, parse_hidden_sizes
-from engine.data import DATASETS, load_dataset
+from engine.data import DATASETS, INPUT_SCALINGS, load_dataset
 from engine.layers import ACTIVATIONS
 from engine.losses import LOSSES, OUTPUTS
 from engine.model import build_model
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int)
     t.add_argument("--epochs", type=int)
     t.add_argument("--init", choices=INITS)
+    t.add_argument("--input-scaling", choices=INPUT_SCALINGS, help="unit: pixels/255; standardize: then (x-mean)/std")
     t.add_argument("--l2", type=float, help="L2 weight decay")
     t.add_argument("--dropout", type=float)
     t.add_argument("--seed", type=int)
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 FLAG_TO_FIELD = {"hidden": "hidden_sizes", "lr": "learning_rate"}
 FIELDS = ("dataset", "hidden", "activation", "output", "loss", "optimizer", "lr", "momentum", "batch_size",
-          "epochs", "init", "l2", "dropout", "seed", "val_split", "train_limit", "backend", "device")
+          "epochs", "init", "input_scaling", "l2", "dropout", "seed", "val_split", "train_limit", "backend", "device")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

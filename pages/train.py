@@ -7,7 +7,8 @@ from ui.charts import learning_curves_chart
 from ui.resources import MAX_CONCURRENT_TRAININGS, start_run
 from ui.runs import DIVERGED, FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED, TrainingRun
 
-POLL_SECONDS = 0.5
+PROGRESS_SECONDS = 1.0  # buttons and progress bar: cheap to redraw
+CURVES_SECONDS = 2.0  # numbers and charts: redrawing them costs the browser and the server real CPU
 
 
 def new_run(step_only: bool) -> None:
@@ -87,13 +88,13 @@ def epoch_numbers(run: TrainingRun) -> None:
     cols[4].metric("Seconds / epoch", f"{run.seconds_per_epoch:.2f}")
 
 
-def live_panel() -> None:
+def live_controls() -> None:
     run = state.active_run()
     was_busy = st.session_state.get("train_was_busy", False)
     busy = run is not None and run.in_progress
     st.session_state["train_was_busy"] = busy
     if was_busy and not busy:
-        st.rerun()  # the whole app: the sidebar unlocks
+        st.rerun()  # the whole app: the sidebar unlocks and the curves show the last epoch
     controls(run)
     if run is None:
         st.info("Choose a preset or build a network in the sidebar, then press **Train**.",
@@ -101,6 +102,12 @@ def live_panel() -> None:
         return
     st.caption(f"**{run.name}** — {run.n_params:,} parameters, backend {run.config.backend}")
     status_line(run)
+
+
+def live_curves() -> None:
+    run = state.active_run()
+    if run is None:
+        return
     epoch_numbers(run)
     if run.history:
         st.altair_chart(learning_curves_chart(run.history), width="content")
@@ -112,7 +119,9 @@ def page() -> None:
              "training goes on while you look at other pages.")
     if st.session_state.get(state.CONFIG) is None:
         st.error("The configuration in the sidebar has a problem (shown under the field); fix it to train.")
-    st.fragment(live_panel, run_every=POLL_SECONDS if state.any_run_in_progress() else None)()
+    busy = state.any_run_in_progress()
+    st.fragment(live_controls, run_every=PROGRESS_SECONDS if busy else None)()
+    st.fragment(live_curves, run_every=CURVES_SECONDS if busy else None)()
 
 
 page()

@@ -8,7 +8,13 @@ import pandas as pd
 
 from engine import EpochResult
 
-SPLIT_COLORS = alt.Scale(domain=["train", "validation", "test"], range=["#1f77b4", "#ff7f0e", "#2ca02c"])
+SPLIT_COLORS = {"train": "#1f77b4", "validation": "#ff7f0e", "test": "#2ca02c"}
+
+
+def split_scale(splits) -> alt.Scale:
+    """Fixed colours per split, listing only the splits present."""
+    present = [s for s in SPLIT_COLORS if s in set(splits)]
+    return alt.Scale(domain=present, range=[SPLIT_COLORS[s] for s in present])
 CM_SELECTION = "cell"
 
 
@@ -30,7 +36,7 @@ def learning_curves_chart(history: list[EpochResult]) -> alt.FacetChart:
     base = alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
-        color=alt.Color("split:N", scale=SPLIT_COLORS, title="split"),
+        color=alt.Color("split:N", scale=split_scale(df.split), title="split"),
         tooltip=["epoch:Q", "split:N", "metric:N", alt.Tooltip("value:Q", format=".4f")],
     ).properties(width=300, height=240)
     return base.facet(column=alt.Column("metric:N", title=None, sort=["loss", "accuracy"])).resolve_scale(
@@ -54,7 +60,7 @@ def confusion_matrix_chart(df: pd.DataFrame, normalized: bool) -> alt.LayerChart
     df = df.assign(dark=df[field] > 0.5 * df[field].max())  # white text on dark cells
     selection = alt.selection_point(name=CM_SELECTION, fields=["true", "pred"], on="click")
     base = alt.Chart(df).encode(
-        x=alt.X("pred:O", title="predicted"),
+        x=alt.X("pred:O", title="predicted", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("true:O", title="true"),
     )
     rect = base.mark_rect().encode(

@@ -14,12 +14,12 @@ def mosaic(pixels: np.ndarray, image_shape: tuple[int, int], captions: list[str]
     """Digits (n, h*w uint8) in a grid; each scaled to `cell` pixels with nearest-neighbour, red frame if wrong."""
     n = len(pixels)
     rows = max(1, -(-n // cols))
-    caption_h = 16 if captions else 0
+    caption_h = 18 if captions else 0
     pad = 4
     width, height = cols * (cell + pad) + pad, rows * (cell + caption_h + pad) + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=13)
     h, w = image_shape
     for i in range(n):
         r, c = divmod(i, cols)

@@ -14,6 +14,7 @@ page = st.navigation([
     st.Page("pages/results.py", title="Results", icon=":material/insights:", url_path="results"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
 ])
-config_sidebar()
-warm_torch()
+cfg = config_sidebar()
+if cfg is not None and cfg.backend == "torch":
+    warm_torch()  # PyTorch's one-time start-up, in the background, before the learner presses Train
 page.run()

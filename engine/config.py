@@ -155,7 +155,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                        epochs=30, init="notebook")),
     Preset("softmax-regression", "Softmax regression (no hidden layer)", "92.11%",
            TrainConfig(hidden_sizes=(), output="softmax", loss="cross_entropy", optimizer="sgd",
-                       learning_rate=0.03, batch_size=64, epochs=2, init="xavier", input_scaling="standardize")),
+                       learning_rate=0.03, batch_size=64, epochs=2, init="pytorch", input_scaling="standardize")),
     Preset("pytorch-mlp", "PyTorch tutorial: ReLU MLP", "~98%",
            TrainConfig(hidden_sizes=(256, 128, 64), activation="relu", output="softmax",
                        loss="cross_entropy", optimizer="sgd", learning_rate=0.03, batch_size=64,

@@ -8,7 +8,7 @@ from ui.resources import MAX_CONCURRENT_TRAININGS, start_run
 from ui.runs import DIVERGED, FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED, TrainingRun
 
 PROGRESS_SECONDS = 1.0  # buttons and progress bar: cheap to redraw
-CURVES_SECONDS = 2.0  # numbers and charts: redrawing them costs the browser and the server real CPU
+CURVES_SECONDS = 3.0  # numbers and charts: redrawing them costs the browser and the server real CPU
 
 
 def new_run(step_only: bool) -> None:

@@ -224,3 +224,22 @@ def test_runs_queue_when_all_slots_are_busy(digits):
     first.stop()
     second.join(30)
     assert first.status == "stopped" and second.status == "finished"
+
+
+def test_a_dataset_that_cannot_be_loaded_is_explained(monkeypatch, tmp_path):
+    from engine import data as D
+    from ui.resources import get_dataset
+
+    monkeypatch.setattr(D, "REPO_DATA", tmp_path / "nodata")
+    monkeypatch.setattr(D, "DEBIAN_FASHION", tmp_path / "nodebian")
+    monkeypatch.setenv("MLP_LAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MLP_LAB_FASHION_URL", "http://127.0.0.1:9/")
+    D.load_dataset.cache_clear()
+    get_dataset.clear()
+    try:
+        at = set_fields(new_app(), dataset="fashion-mnist")
+        assert "cannot be loaded" in texts(at.sidebar.error) and "dataset-fashion-mnist" in texts(at.sidebar.error)
+        assert at.session_state["config"] is None and at.button(key="train").disabled
+    finally:
+        D.load_dataset.cache_clear()
+        get_dataset.clear()

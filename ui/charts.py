@@ -73,7 +73,7 @@ def confusion_matrix_chart(df: pd.DataFrame, normalized: bool) -> alt.LayerChart
         text=alt.Text(f"{field}:Q", format=".0%" if normalized else "d"),
         color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
     )
-    return (rect + text).properties(width=380, height=380)
+    return (rect + text).properties(width=460, height=460)
 
 
 def compare_frame(runs: list, metric: str) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from engine.layers import ACTIVATION_LABELS, ACTIVATIONS
 from engine.losses import LOSS_LABELS, LOSSES, OUTPUT_LABELS, OUTPUTS, make_loss
 from engine.optim import OPTIMIZER_LABELS, OPTIMIZERS
 from ui import state
+from ui.resources import get_dataset
 
 CUSTOM = "custom"
 DEFAULT_PRESET = "notebook-mse"
@@ -105,6 +106,11 @@ def config_sidebar() -> TrainConfig | None:
                      help="Each preset reproduces a classic MNIST tutorial.")
         preset_caption = st.empty()
         st.selectbox("Dataset", DATASET_NAMES, key="dataset", format_func=DATASET_LABELS.get, disabled=locked)
+        try:
+            get_dataset(ss["dataset"])  # loaded once per process, so Train starts at once
+        except (OSError, ValueError) as err:
+            errors["dataset"] = f"This dataset cannot be loaded: {err}"
+            st.error(errors["dataset"])
         st.text_input("Hidden layer sizes", key="hidden_sizes", disabled=locked,
                       help="Widths of the hidden layers, comma-separated, e.g. 64,16. Empty: no hidden layer.")
         try:

@@ -1,0 +1,118 @@
+"""The real thing: Streamlit served on 127.0.0.1, driven by Playwright in Debian's Chromium.
+
+Chooses a preset, shortens it, trains, opens Results, clicks a confusion-matrix cell and sees its
+digits. Screenshots of each page land in artifacts/screenshots/ to look at.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "artifacts" / "screenshots"
+
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is not installed")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"streamlit did not start: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 2400})
+        yield pg
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_test_id("stSelectbox").filter(has_text=label).first.click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def heat_map_area(chart) -> tuple[float, float, float, float]:
+    """Page coordinates of the confusion matrix's cells: the box around its dark-blue diagonal."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(chart.screenshot())).convert("RGB")).astype(int)
+    dark_blue = (rgb[..., 2] - rgb[..., 0] > 60) & (rgb[..., 0] < 150)
+    rows, cols = np.flatnonzero(dark_blue.any(axis=1)), np.flatnonzero(dark_blue.any(axis=0))
+    box = chart.bounding_box()
+    return box["x"] + cols[0], box["y"] + rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
+
+
+def test_preset_train_results_click_a_confusion_cell(server, page):
+    page.goto(server + "/")
+    page.get_by_text("Build a multilayer perceptron").wait_for(timeout=30_000)
+    choose(page, "Preset", "softmax-regression")
+    page.get_by_text("Preset softmax-regression").wait_for()
+    epochs = page.get_by_role("spinbutton", name="Epochs")
+    epochs.fill("1")
+    epochs.press("Enter")
+    page.get_by_text("softmax-regression (modified)").wait_for()
+    assert "epochs=1" in page.url and "hidden_sizes=&" in page.url  # the link encodes the setup
+    page.get_by_role("button", name="Train").click()
+    page.get_by_text("Finished: 1/1 epochs").wait_for(timeout=120_000)
+    shot(page, "1-train")
+
+    page.get_by_role("link", name="Results").click()
+    page.get_by_text("Confusion matrix").wait_for(timeout=30_000)
+    page.get_by_text("Click a cell of the matrix").wait_for()
+    chart = page.get_by_test_id("stVegaLiteChart").last
+    chart.scroll_into_view_if_needed()
+    time.sleep(1.0)  # let vega draw
+    left, top, width, height = heat_map_area(chart)
+    true, pred = 1, 1  # the fullest cell: ones recognised as ones
+    page.mouse.click(left + (pred + 0.5) * width / 10, top + (true + 0.5) * height / 10)
+    page.get_by_text("True 1, predicted 1:").wait_for(timeout=30_000)
+    shot(page, "2-results")
+
+    page.get_by_role("link", name="Compare").click()
+    page.get_by_text("Download a run").wait_for(timeout=30_000)
+    shot(page, "3-compare")

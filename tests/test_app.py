@@ -120,10 +120,12 @@ def test_a_short_run_trains_and_shows_on_results_and_compare():
     run = active_run(at)
     assert [r.epoch for r in run.history] == [1, 2, 3] and run.history[-1].test_acc > 0.6  # chance is 0.1
     assert not at.sidebar.selectbox(key="dataset").disabled  # unlocked again
+    assert len(at.get("vega_lite_chart")) == 1 and len(at.get("metric")) == 5  # curves and numbers
 
     at.switch_page("pages/results.py").run()
     assert not at.exception
     assert "right" in texts(at.markdown)
+    assert len(at.get("vega_lite_chart")) == 2 and len(at.get("image")) == 2  # curves, matrix; two grids
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 10  # per-class scores
 
     at.switch_page("pages/compare.py").run()
@@ -243,3 +245,31 @@ def test_a_dataset_that_cannot_be_loaded_is_explained(monkeypatch, tmp_path):
     finally:
         D.load_dataset.cache_clear()
         get_dataset.clear()
+
+
+def test_the_torch_backend_trains_from_the_app():
+    pytest.importorskip("torch")
+    at = short_run_app(backend="torch")
+    at = set_fields(at, device="cpu")
+    at.button(key="train").click().run()
+    at = wait_for(at, lambda a: not active_run(a).in_progress)
+    run = active_run(at)
+    assert run.status == "finished" and run.config.backend == "torch", run.message
+    assert "Finished: 3/3 epochs" in texts(at.success)
+
+
+def test_the_notebook_experiment_starts_both_runs_and_overlays_them():
+    at = new_app()
+    at.switch_page("pages/compare.py").run()
+    at.button(key="notebook_experiment").click().run()
+    runs = at.session_state["runs"]
+    try:
+        assert [r.config for r in runs] == [PRESETS["notebook-mse"].config, PRESETS["notebook-ce"].config]
+        assert at.multiselect(key="compare_runs").value == [r.id for r in runs]
+        wait_for(at, lambda a: all(len(r.history) >= 1 for r in runs))
+        assert not at.exception and len(at.get("vega_lite_chart")) == 1
+    finally:
+        for r in runs:
+            r.stop()
+        for r in runs:
+            r.join(30)

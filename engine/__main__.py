@@ -99,6 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"{data!r}\n{model!r}\n{model.n_params:,} parameters, backend {cfg.backend}")
     progress = _Progress(1, cfg.epochs, not args.quiet and sys.stderr.isatty())
+    started = time.perf_counter()
     try:
         for r in train(cfg, data, model=model, on_batch=progress):
             progress.epoch = r.epoch + 1
@@ -117,6 +118,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as err:
         print(f"python -m engine: error: {err}", file=sys.stderr)
         return 2
+    if not args.json:
+        done = progress.epoch - 1
+        print(f"Trained {done} epoch{'s' * (done != 1)} in {time.perf_counter() - started:.2f} s")
     if args.save:
         model.save(args.save)
         if not args.json:

@@ -38,6 +38,7 @@ def test_train_prints_notebook_style_lines():
     out = run("train", "--preset", "softmax-regression", "--dataset", "digits", "--epochs", "1")
     assert out.returncode == 0, out.stderr
     assert "Epoch 1: train loss" in out.stdout and "test acc" in out.stdout
+    assert "Trained 1 epoch in" in out.stdout
 
 
 def test_bad_flags_exit_2_with_one_line():

@@ -11,9 +11,11 @@ import numpy as np
 
 from engine.config import TrainConfig
 from engine.data import Dataset, scale_pixels
+from engine.layers import ACTIVATIONS
 from engine.model import MLP, build_model, seed_streams
 from engine.optim import OPTIMIZERS, Optimizer
 
+ACTIVATION_TYPES = tuple(ACTIVATIONS.values())
 ShouldStop = Callable[[], bool]
 OnBatch = Callable[[int, int], None]  # (batches done this epoch, batches per epoch)
 
@@ -105,7 +107,7 @@ def layer_stats(model: MLP, probe: np.ndarray) -> tuple[dict[str, float], ...]:
     x = probe
     for layer in model.layers:
         x = layer.forward(x, train=False)
-        if hasattr(layer, "y"):  # an activation: describe the layer just added
+        if isinstance(layer, ACTIVATION_TYPES):  # describe the Linear layer it follows
             stats[-1].update(act_mean=float(x.mean()), act_std=float(x.std()),
                              dead_frac=float(np.mean(np.all(x <= 0, axis=0))),
                              saturated_frac=float(np.mean(np.abs(x) > 0.99)) if model.config and

@@ -82,9 +82,6 @@ class MLP:
         return np.concatenate([apply_output(self.forward(self._as_input(x[i:i + EVAL_CHUNK]), False), out_name)
                                for i in range(0, len(x), EVAL_CHUNK)])
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.predict_proba(x).argmax(axis=1)
-
     def evaluate(self, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
         """Mean loss and accuracy over a whole split, dropout off."""
         total, correct = 0.0, 0

@@ -41,7 +41,7 @@ def runs_table(runs: list[TrainingRun]) -> pd.DataFrame:
             "epochs": f"{r.epochs_done}/{c.epochs}", "parameters": r.n_params,
             "train acc": last.train_acc if last else None, "test acc": last.test_acc if last else None,
             "train loss": last.train_loss if last else None, "test loss": last.test_loss if last else None,
-            "s / epoch": r.seconds_per_epoch, "backend": c.backend,
+            "s / epoch": r.seconds_per_epoch, "total s": r.wall_seconds or None, "backend": c.backend,
         })
     return pd.DataFrame(rows)
 
@@ -77,7 +77,8 @@ def page() -> None:
             "train acc": pct, "test acc": pct, "lr": st.column_config.NumberColumn(format="%g"),
             "train loss": st.column_config.NumberColumn(format="%.4f"),
             "test loss": st.column_config.NumberColumn(format="%.4f"),
-            "s / epoch": st.column_config.NumberColumn(format="%.2f")})
+            "s / epoch": st.column_config.NumberColumn(format="%.2f"),
+            "total s": st.column_config.NumberColumn(format="%.1f")})
         if any(r.in_progress for r in runs):
             st.caption("Some runs are still training; rerun the page (or interact) to refresh.")
 

@@ -181,6 +181,5 @@ def config_sidebar() -> TrainConfig | None:
             _write_url(cfg)
             st.caption("The page's address now encodes this setup: share it to reproduce it.")
     ss[state.CONFIG] = cfg
-    ss[state.CONFIG_ERRORS] = errors
     ss[state.CONFIG_LABEL] = name if matches else CUSTOM
     return cfg

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-# Sidebar widgets: the key is the TrainConfig field it edits (a test contract).
+# Sidebar widgets: besides the preset, each widget's key is the TrainConfig field it edits (a test contract).
 PRESET = "preset"
-CONFIG_FIELDS = ("dataset", "hidden_sizes", "activation", "output", "loss", "optimizer", "learning_rate",
-                 "batch_size", "epochs", "init", "seed", "backend")
-ADVANCED_FIELDS = ("device", "momentum", "l2", "dropout", "val_split", "train_limit", "input_scaling")
 
 # Derived each run by the sidebar
 CONFIG = "config"  # the TrainConfig the sidebar describes, or None
-CONFIG_ERRORS = "config_errors"  # {field: message} for invalid input
 CONFIG_LABEL = "config_label"  # the preset's name when the config is that preset, else "custom"
-URL_LOADED = "url_loaded"  # the query string has been read into the widgets once
 
 # Runs
 RUNS = "runs"  # list[TrainingRun], oldest first

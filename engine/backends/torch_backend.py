@@ -125,24 +125,30 @@ class TrainStep:
             self.optimizer.zero_grad(set_to_none=False)
             self._body(sel)
 
-    def _capture(self) -> torch.cuda.CUDAGraph:
+    def _capture(self) -> torch.cuda.CUDAGraph | None:
+        """Capture one step; if this GPU or PyTorch build refuses, steps run eagerly instead."""
         params = self.net.parameters()
         saved = [p.detach().clone() for p in params]
         self.static_sel = torch.arange(self.batch_size, device=self.X.device)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                self.optimizer.zero_grad(set_to_none=True)
-                self._body(self.static_sel)
-        torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph):
-            self._body(self.static_sel)
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self._body(self.static_sel)
+            torch.cuda.current_stream().wait_stream(side)
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.cuda.graph(graph):
+                self._body(self.static_sel)
+        except RuntimeError:
+            graph = None
         with torch.no_grad():  # undo the warm-up: back to the initial weights and a fresh optimizer
             for p, v in zip(params, saved):
                 p.copy_(v)
+                if p.grad is not None:
+                    p.grad.zero_()
             for state in self.optimizer.state.values():
                 for value in state.values():
                     if torch.is_tensor(value):
@@ -216,6 +222,11 @@ def _evaluate(net: TorchMLP, x: torch.Tensor, y: torch.Tensor) -> tuple[float, f
 
 
 def prewarm() -> None:
-    """Pay PyTorch's one-time costs (its optimizer stack imports torch._dynamo: seconds) before a run needs them."""
+    """Pay PyTorch's one-time costs before a run needs them: its optimizer module imports its compiler
+    stack (seconds), and a GPU needs its context and cuBLAS initialised."""
     p = torch.zeros(1, requires_grad=True)
     torch.optim.SGD([p], lr=0.1)
+    device = resolve_device("auto")
+    if device.type != "cpu":
+        a = torch.ones(64, 64, device=device)
+        (a @ a).sum().item()

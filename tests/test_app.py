@@ -291,3 +291,23 @@ def test_blas_threads_are_shared_between_concurrent_trainings():
     balancer.leave()
     assert blas_threads() == {2}
     balancer.leave()
+
+
+def test_without_pytorch_the_backend_selector_explains(monkeypatch):
+    import ui.sidebar
+
+    monkeypatch.setattr(ui.sidebar, "torch_available", lambda: False)
+    at = set_fields(new_app(), backend="torch")
+    assert "pip install torch==2.13.0" in texts(at.sidebar.error)
+    assert at.session_state["config"] is None and at.button(key="train").disabled
+
+
+def test_get_backend_without_torch_says_how_to_install(monkeypatch):
+    import sys
+
+    from engine.backends import get_backend
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    with pytest.raises(ImportError, match="pip install torch==2.13.0"):
+        get_backend("torch")
+    assert get_backend("numpy").name == "numpy"

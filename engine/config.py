@@ -108,7 +108,8 @@ class TrainConfig:
 
     @property
     def architecture(self) -> str:
-        return "-".join(str(s) for s in self.hidden_sizes) or "none"
+        """Hidden widths as text, e.g. '64-16'."""
+        return "-".join(str(s) for s in self.hidden_sizes) or "no hidden layer"
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -99,6 +99,8 @@ def test_preset_train_results_click_a_confusion_cell(server, page):
     assert "epochs=1" in page.url and "hidden_sizes=&" in page.url  # the link encodes the setup
     page.get_by_role("button", name="Train").click()
     page.get_by_text("Finished: 1/1 epochs").wait_for(timeout=120_000)
+    page.get_by_test_id("stVegaLiteChart").locator("canvas, svg").first.wait_for(timeout=30_000)  # the curves
+    time.sleep(1.0)  # let vega draw
     shot(page, "1-train")
 
     page.get_by_role("link", name="Results").click()

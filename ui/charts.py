@@ -34,7 +34,7 @@ def learning_curves_chart(history: list[EpochResult]) -> alt.FacetChart:
     """Loss and accuracy side by side, coloured by split."""
     df = history_frame(history)
     base = alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
         color=alt.Color("split:N", scale=split_scale(df.split), title="split"),
         tooltip=["epoch:Q", "split:N", "metric:N", alt.Tooltip("value:Q", format=".4f")],
@@ -90,7 +90,7 @@ def compare_chart(runs: list, metric: str) -> alt.Chart:
     """Runs overlaid: colour by run, dash by split."""
     df = compare_frame(runs, metric)
     return alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
         color=alt.Color("run:N", legend=alt.Legend(orient="bottom", columns=1, labelLimit=500)),
         strokeDash=alt.StrokeDash("split:N"),

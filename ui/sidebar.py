@@ -102,7 +102,7 @@ def config_sidebar() -> TrainConfig | None:
         if locked:
             st.caption("Settings are locked while a run is in progress.")
         st.selectbox("Preset", [CUSTOM, *PRESETS], key=state.PRESET, on_change=_apply_preset, disabled=locked,
-                     format_func=lambda n: "Custom" if n == CUSTOM else f"{n} — {PRESETS[n].source}",
+                     format_func=lambda n: "Custom" if n == CUSTOM else n,
                      help="Each preset reproduces a classic MNIST tutorial.")
         preset_caption = st.empty()
         st.selectbox("Dataset", DATASET_NAMES, key="dataset", format_func=DATASET_LABELS.get, disabled=locked)
@@ -176,7 +176,9 @@ def config_sidebar() -> TrainConfig | None:
         name = ss[state.PRESET]
         matches = cfg is not None and name != CUSTOM and preset_matches(cfg, name)
         if cfg is not None and name != CUSTOM:
-            preset_caption.caption(f"Preset **{name}**" + ("" if matches else " (modified)"))
+            preset = PRESETS[name]
+            preset_caption.caption(f"Preset **{name}**" + ("" if matches else " (modified)")
+                                   + f": {preset.source}; the tutorial reported {preset.reported}.")
         if cfg is not None:
             _write_url(cfg)
             st.caption("The page's address now encodes this setup: share it to reproduce it.")

@@ -66,9 +66,7 @@ def status_line(run: TrainingRun) -> None:
         st.success(run.summary(), icon=":material/check_circle:")
     elif run.status == STOPPED:
         st.warning(run.summary(), icon=":material/stop_circle:")
-    elif run.status == DIVERGED:
-        st.error(run.summary(), icon=":material/error:")
-    elif run.status == FAILED:
+    elif run.status in (DIVERGED, FAILED):
         st.error(run.summary(), icon=":material/error:")
 
 

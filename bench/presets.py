@@ -61,8 +61,8 @@ def main(argv=None) -> int:
         rs = [r for r in runs if r["preset"] == name]
         accs = [100 * r["test_acc"] for r in rs]
         cfg = PRESETS[name].config
-        shape = "-".join(str(n) for n in (784, *cfg.hidden_sizes, 10))
-        setup = f"{shape} {cfg.output}/{cfg.loss}, {cfg.optimizer} lr {cfg.learning_rate:g}, {cfg.epochs} epochs"
+        setup = (f"{cfg.layers_text()} {cfg.output}/{cfg.loss}, {cfg.optimizer} lr {cfg.learning_rate:g}, "
+                 f"{cfg.epochs} epochs")
         print(f"| `{name}` | {setup} | {PRESETS[name].reported} | {statistics.mean(accs):.2f}% "
               f"({min(accs):.2f}-{max(accs):.2f}) | {statistics.median(r['wall_s'] for r in rs):.1f} |")
     return 0

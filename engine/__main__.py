@@ -131,8 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_presets() -> int:
     for p in PRESETS.values():
         c = p.config
-        shape = "-".join(str(n) for n in (784, *c.hidden_sizes, 10))
-        print(f"{p.name:20} {shape} {c.activation if c.hidden_sizes else ''} "
+        print(f"{p.name:20} {c.layers_text()} {c.activation if c.hidden_sizes else ''} "
               f"{c.output}/{c.loss} {c.optimizer} lr {c.learning_rate:g} batch {c.batch_size} "
               f"{c.epochs} epochs, init {c.init}; reported {p.reported} ({p.source})")
     return 0

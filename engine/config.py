@@ -111,6 +111,10 @@ class TrainConfig:
         """Hidden widths as text, e.g. '64-16'."""
         return "-".join(str(s) for s in self.hidden_sizes) or "no hidden layer"
 
+    def layers_text(self, n_in: int | str = 784, n_out: int | str = 10) -> str:
+        """Every layer's width as text, e.g. '784-64-16-10'."""
+        return "-".join(str(n) for n in (n_in, *self.hidden_sizes, n_out))
+
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:

@@ -10,20 +10,27 @@ from __future__ import annotations
 import numpy as np
 
 
+class Buffers:
+    """Scratch arrays kept per (name, shape, dtype), so a training loop allocates nothing per batch."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple, np.ndarray] = {}
+
+    def __call__(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        key = (name, shape, dtype)
+        buf = self._arrays.get(key)
+        if buf is None:
+            buf = self._arrays[key] = np.empty(shape, dtype=dtype)
+        return buf
+
+
 class Layer:
     """Base: `params` and `grads` are dicts with the same keys."""
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
-        self._buffers: dict[tuple, np.ndarray] = {}
-
-    def _buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        key = (name, shape, dtype)
-        buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = np.empty(shape, dtype=dtype)
-        return buf
+        self._buffer = Buffers()
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         raise NotImplementedError

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers import sigmoid
+from engine.layers import Buffers, sigmoid
 
 OUTPUTS = ("sigmoid", "softmax", "linear")
 LOSSES = ("mse", "cross_entropy")
@@ -39,12 +39,11 @@ class Loss:
 
     output_name = ""
 
+    def __init__(self) -> None:
+        self._buffers = Buffers()
+
     def _buffer(self, name: str, like: np.ndarray) -> np.ndarray:
-        bufs = self.__dict__.setdefault("_buffers", {})
-        key = (name, like.shape, like.dtype)
-        if key not in bufs:
-            bufs[key] = np.empty(like.shape, like.dtype)
-        return bufs[key]
+        return self._buffers(name, like.shape, like.dtype)
 
     def forward(self, z: np.ndarray, t: np.ndarray) -> float:
         raise NotImplementedError
@@ -117,6 +116,7 @@ class MeanSquaredError(Loss):
     """
 
     def __init__(self, output: str) -> None:
+        super().__init__()
         self.output_name = output
 
     def forward(self, z: np.ndarray, t: np.ndarray) -> float:

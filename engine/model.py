@@ -47,7 +47,8 @@ class MLP:
         return [(layer.params[k], layer.grads[k]) for layer in self.layers for k in layer.params]
 
     def named_parameters(self) -> dict[str, np.ndarray]:
-        return {f"{i}.{k}": lin.params[k] for i, lin in enumerate(self.linears) for k in ("W", "b")}
+        """'0.W', '0.b', '1.W', ...: the names weights are saved under."""
+        return {name: lin.params[k] for name, (lin, k) in _param_index(self).items()}
 
     @property
     def n_params(self) -> int:

@@ -35,7 +35,7 @@ def runs_table(runs: list[TrainingRun]) -> pd.DataFrame:
         c, last = r.config, r.last
         rows.append({
             "run": r.name, "status": r.status, "dataset": c.dataset,
-            "layers": "-".join(str(n) for n in ("in", *c.hidden_sizes, "out")),
+            "layers": c.layers_text("in", "out"),
             "activation": c.activation if c.hidden_sizes else "-", "output / loss": f"{c.output} / {c.loss}",
             "optimizer": c.optimizer, "lr": c.learning_rate, "batch": c.batch_size, "init": c.init,
             "epochs": f"{r.epochs_done}/{c.epochs}", "parameters": r.n_params,

@@ -42,7 +42,7 @@ def session_workers() -> list[TrainingRun]:
 
 @st.cache_resource
 def warm_torch() -> bool:
-    """Import PyTorch's optimizer stack once in the background, so a first torch run starts at once."""
+    """Import PyTorch and initialise the GPU once in the background, so a first torch run starts at once."""
     if not torch_available():
         return False
 

@@ -50,6 +50,7 @@ class Linear(Layer):
         self.params = {"W": W, "b": b}
         self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
         self.needs_input_grad = needs_input_grad  # False for the first layer: nobody wants dL/dx there
+        self.defer_weight_grad = False  # True in the parallel engine, which computes grads from grad_out itself
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         self.x = x
@@ -60,8 +61,10 @@ class Linear(Layer):
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
-        np.matmul(self.x.T, grad_out, out=self.grads["W"])  # (n_in, n_ex) @ (n_ex, n_out)
-        np.add.reduce(grad_out, axis=0, out=self.grads["b"])
+        self.grad_out = grad_out
+        if not self.defer_weight_grad:
+            np.matmul(self.x.T, grad_out, out=self.grads["W"])  # (n_in, n_ex) @ (n_ex, n_out)
+            np.add.reduce(grad_out, axis=0, out=self.grads["b"])
         if not self.needs_input_grad:
             return None
         W = self.params["W"]

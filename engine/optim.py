@@ -3,6 +3,8 @@
 Updates follow PyTorch's definitions (torch.optim.SGD / Adam), so PyTorch is an exact oracle.
 Weight decay is L2 on weights only (arrays with 2 or more dimensions), added to the gradient.
 `step()` uses each gradient array as scratch space: gradients are consumed by the step.
+Every rule is elementwise, so a step can also be applied in parts (`begin_step()`, then
+`update_rows(i, rows)` over disjoint row ranges), which is how the parallel engine shares it out.
 """
 
 from __future__ import annotations
@@ -28,11 +30,28 @@ class Optimizer:
         self.steps = 0
 
     def step(self) -> None:
+        self.begin_step()
+        for i in range(len(self.params_and_grads)):
+            self.update_rows(i, slice(None))
+
+    def begin_step(self) -> None:
+        """Count the step and make any missing state, before `update_rows` calls (which may run in threads)."""
         self.steps += 1
-        for (p, g), state in zip(self.params_and_grads, self.state):
-            if self.weight_decay and p.ndim >= 2:
-                g += self.weight_decay * p
-            self.update(p, g, state)
+        for (p, _), state in zip(self.params_and_grads, self.state):
+            if not state:
+                state.update(self.new_state(p))
+
+    def update_rows(self, i: int, rows: slice) -> None:
+        """Apply this step's update to rows `rows` of parameter `i` (its first axis)."""
+        p, g = self.params_and_grads[i]
+        decay = self.weight_decay and p.ndim >= 2
+        p, g = p[rows], g[rows]
+        if decay:
+            g += self.weight_decay * p
+        self.update(p, g, {k: v[rows] for k, v in self.state[i].items()})
+
+    def new_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
+        return {}
 
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
@@ -58,13 +77,13 @@ class Momentum(Optimizer):
             raise ValueError(f"Invalid momentum: {momentum} (use a number in [0, 1))")
         self.momentum = momentum
 
+    def new_state(self, p):
+        return {"momentum_buffer": np.zeros_like(p)}  # mu * 0 + g is the first step's "buffer = g" exactly
+
     def update(self, p, g, state):
-        v = state.get("momentum_buffer")
-        if v is None:
-            v = state["momentum_buffer"] = g.copy()
-        else:
-            v *= self.momentum
-            v += g
+        v = state["momentum_buffer"]
+        v *= self.momentum
+        v += g
         np.multiply(v, self.lr, out=g)
         p -= g
 
@@ -74,8 +93,7 @@ class Adam(Optimizer):
 
     Stored moments are scaled so each update is a multiply-add with no temporaries:
     M = m / (1 - b1) and V = v / (1 - b2) follow M = b1 M + g and V = b2 V + g^2: ten passes over
-    each parameter, none allocating. (Splitting the update over threads was measured slower here:
-    OpenBLAS's worker threads still spin after each matmul and take the second core.)
+    each parameter, none allocating. For big layers engine.parallel shares these passes out over cores.
     """
 
     def __init__(self, params_and_grads, lr, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -85,10 +103,11 @@ class Adam(Optimizer):
             raise ValueError(f"Invalid betas: {betas} (each must be in [0, 1))")
         self.betas, self.eps = betas, eps
 
+    def new_state(self, p):
+        return {"M": np.zeros_like(p), "V": np.zeros_like(p), "scratch": np.empty_like(p)}
+
     def update(self, p, g, state):
         b1, b2 = self.betas
-        if not state:
-            state.update(M=np.zeros_like(p), V=np.zeros_like(p), scratch=np.empty_like(p))
         # p -= lr/bc1 * m / (sqrt(v/bc2) + eps), rewritten in M and V:
         # p -= c * M / (sqrt(V) + e), c = lr (1-b1)/bc1 / sqrt((1-b2)/bc2), e = eps / sqrt((1-b2)/bc2)
         k = math.sqrt((1 - b2) / (1 - b2 ** self.steps))

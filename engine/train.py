@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -14,6 +15,7 @@ from engine.data import Dataset, scale_pixels
 from engine.layers import ACTIVATIONS
 from engine.model import MLP, build_model, seed_streams
 from engine.optim import OPTIMIZERS, Optimizer
+from engine.parallel import ParallelStep, cpu_share, parallel_workers
 
 ACTIVATION_TYPES = tuple(ACTIVATIONS.values())
 ShouldStop = Callable[[], bool]
@@ -121,8 +123,13 @@ def layer_stats(model: MLP, probe: np.ndarray) -> tuple[dict[str, float], ...]:
 
 def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
                 should_stop: ShouldStop | None = None, on_batch: OnBatch | None = None,
-                splits: Splits | None = None) -> Iterator[EpochResult]:
-    """The NumPy engine's training loop."""
+                splits: Splits | None = None, workers: int | None = None) -> Iterator[EpochResult]:
+    """The NumPy engine's training loop.
+
+    `workers`: threads per step (engine.parallel); None picks 1 or all this training's cores by
+    what was measured to pay.
+    """
+    workers_asked = workers
     splits = splits or make_splits(cfg, data)
     model = model or build_model(cfg, data.n_features, data.n_classes)
     optimizer = make_optimizer(cfg, model)
@@ -130,20 +137,31 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
     X, Y = splits.x_train, splits.y_train
     history: list[EpochResult] = []
     probe = splits.x_test[:512]
+    share = cpu_share()
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         batches = batch_order(rng, len(Y), cfg.batch_size)
-        with np.errstate(over="ignore", invalid="ignore"):  # a blow-up is caught below, as TrainingDiverged
-            for b, idx in enumerate(batches, 1):
-                xb = X[idx]  # fancy indexing gathers faster than np.take(..., out=)
-                loss = model.train_step_loss(xb, Y[idx])
-                if not math.isfinite(loss):
-                    raise _diverged(cfg, history, epoch, b)
-                optimizer.step()
-                if on_batch is not None:
-                    on_batch(b, len(batches))
-                if should_stop is not None and should_stop():
-                    return
+        with share.training(), np.errstate(over="ignore", invalid="ignore"):  # blow-ups: TrainingDiverged
+            workers = parallel_workers(model, optimizer, cfg.batch_size, share.workers(), workers_asked)
+            parallel = workers > 1
+            with ExitStack() as stack:
+                if parallel:
+                    stack.enter_context(share.parallel_loop())
+                    step = stack.enter_context(ParallelStep(model, optimizer, workers))
+                for b, idx in enumerate(batches, 1):
+                    xb = X[idx]  # fancy indexing gathers faster than np.take(..., out=)
+                    if parallel:
+                        loss = step.step(xb, Y[idx])
+                    else:
+                        loss = model.train_step_loss(xb, Y[idx])
+                        if math.isfinite(loss):
+                            optimizer.step()
+                    if not math.isfinite(loss):
+                        raise _diverged(cfg, history, epoch, b)
+                    if on_batch is not None:
+                        on_batch(b, len(batches))
+                    if should_stop is not None and should_stop():
+                        return
             t1 = time.perf_counter()
             result = evaluate_epoch(model, splits, epoch, t1 - t0, probe, t1)
         if not all(math.isfinite(v) for v in (result.train_loss, result.test_loss)):

@@ -275,24 +275,6 @@ def test_the_notebook_experiment_starts_both_runs_and_overlays_them():
             r.join(30)
 
 
-def test_blas_threads_are_shared_between_concurrent_trainings():
-    from threadpoolctl import threadpool_info
-
-    from ui.runs import BlasBalancer
-
-    def blas_threads():
-        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
-
-    balancer = BlasBalancer(cores=2)
-    balancer.enter()
-    assert blas_threads() == {2}
-    balancer.enter()
-    assert blas_threads() == {1}  # two trainings, one BLAS thread each
-    balancer.leave()
-    assert blas_threads() == {2}
-    balancer.leave()
-
-
 def test_without_pytorch_the_backend_selector_explains(monkeypatch):
     import ui.sidebar
 

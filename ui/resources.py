@@ -1,4 +1,8 @@
-"""Process-wide and session-wide resources: datasets, training slots, BLAS balance, stop-on-close."""
+"""Process-wide and session-wide resources: datasets, training slots, stop-on-close.
+
+How many cores each NumPy training uses when several run at once is the engine's business
+(engine.parallel.CpuShare).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import streamlit as st
 
 from engine import Dataset, load_dataset
 from engine.backends import torch_available
-from ui.runs import BlasBalancer, TrainingRun
+from ui.runs import TrainingRun
 
 MAX_CONCURRENT_TRAININGS = 2  # in the whole process; further runs wait, shown as "queued"
 
@@ -22,11 +26,6 @@ def get_dataset(name: str) -> Dataset:
 @st.cache_resource
 def training_slots() -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(MAX_CONCURRENT_TRAININGS)
-
-
-@st.cache_resource
-def blas_balancer() -> BlasBalancer:
-    return BlasBalancer()
 
 
 def _stop_all(runs: list[TrainingRun]) -> None:
@@ -57,5 +56,5 @@ def warm_torch() -> bool:
 
 def start_run(run: TrainingRun) -> None:
     """Start a run in the background and make sure it stops if this session closes."""
-    run.start(get_dataset(run.config.dataset), training_slots(), blas_balancer())
+    run.start(get_dataset(run.config.dataset), training_slots())
     session_workers().append(run)

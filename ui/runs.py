@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import threading
 import time
 import zipfile
@@ -65,11 +64,11 @@ class TrainingRun:
 
     # ------------------------------------------------------------ control (script thread)
 
-    def start(self, data: Dataset, slots: threading.Semaphore, blas: BlasBalancer | None = None) -> None:
+    def start(self, data: Dataset, slots: threading.Semaphore) -> None:
         """Train in a daemon thread; waits for a free slot first (status 'queued')."""
         self.model = build_model(self.config, data.n_features, data.n_classes)
         self.n_params = self.model.n_params
-        self._thread = threading.Thread(target=self._work, args=(data, slots, blas), daemon=True,
+        self._thread = threading.Thread(target=self._work, args=(data, slots), daemon=True,
                                         name=f"mlp-lab-{self.id}")
         self._thread.start()
 
@@ -175,7 +174,7 @@ class TrainingRun:
     def _on_batch(self, done: int, total: int) -> None:
         self.progress.batch, self.progress.n_batches = done, total
 
-    def _work(self, data: Dataset, slots: threading.Semaphore, blas: BlasBalancer | None) -> None:
+    def _work(self, data: Dataset, slots: threading.Semaphore) -> None:
         while not slots.acquire(timeout=0.2):
             if self._stop.is_set():
                 self.status = STOPPED
@@ -183,8 +182,6 @@ class TrainingRun:
         t0 = time.perf_counter()
         self.status = RUNNING
         self.progress = Progress(epoch=1, started=t0, epoch_started=t0)
-        if blas is not None:
-            blas.enter()
         try:
             for result in train(self.config, data, model=self.model, should_stop=self._should_stop,
                                 on_batch=self._on_batch):
@@ -209,36 +206,7 @@ class TrainingRun:
             self.status = FAILED
         finally:
             self.wall_seconds = time.perf_counter() - t0
-            if blas is not None:
-                blas.leave()
             slots.release()
-
-
-class BlasBalancer:
-    """Keeps BLAS threads x concurrent trainings within the machine's cores (threadpoolctl, process-wide)."""
-
-    def __init__(self, cores: int | None = None) -> None:
-        self.cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-        self.active = 0
-        self._lock = threading.Lock()
-
-    def enter(self) -> None:
-        with self._lock:
-            self.active += 1
-            self._apply()
-
-    def leave(self) -> None:
-        with self._lock:
-            self.active -= 1
-            self._apply()
-
-    def threads(self) -> int:
-        return max(1, self.cores // max(self.active, 1))
-
-    def _apply(self) -> None:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(self.threads(), user_api="blas")
 
 
 # ---------------------------------------------------------------- zip export / import

@@ -1,0 +1,299 @@
+"""The NumPy engine on several cores: one training step shared by worker threads.
+
+NumPy releases the GIL inside BLAS calls and ufunc loops, so plain threads run in parallel. A step
+has two phases, separated by a barrier:
+
+A. Each worker takes a contiguous share of the batch's rows through the whole network, forward and
+   back, down to every layer's output gradient (the deltas). No weight gradient yet: the rows of a
+   delta are independent, so nothing is shared but the weights being read.
+B. Each worker takes a share of every weight matrix's rows (input units): it computes those rows
+   of the weight gradient from the whole batch, dW[r] = X[:, r].T @ delta, and at once applies
+   the optimizer to the same rows, while they are still in its cache.
+
+The result is the serial step's, up to float rounding: the same sums, cut differently. BLAS runs
+single-threaded meanwhile: OpenBLAS's own worker threads otherwise spin after every matmul and
+take the core a worker needs. Where a step is too small to gain from this, the serial step runs.
+
+`CpuShare` is the process-wide bookkeeping: how many cores each NumPy training may use while
+several run at once (as in the app), and BLAS's thread count to match.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+from engine.layers import Buffers, Dropout, Linear
+from engine.model import MLP
+from engine.optim import Adam, Optimizer
+
+# When sharing a step out pays (measured on a 2-core machine, interleaved epochs, parallel/serial time):
+# the gain is Adam's update, ten NumPy passes over every parameter on one core, now split; the cost is
+# two barriers a step and single-threaded matmuls. Adam with 795k parameters: batch 32 0.79, batch 100
+# 0.85, batch 256 1.01; 1.8M parameters (two 1000-unit layers), batch 100: 0.80. Adam with 407k
+# parameters, batch 100: 1.20, and plain SGD even with 795k parameters: 1.16. So: Adam, big, small batches.
+PARALLEL_MIN_PARAMS = 600_000
+PARALLEL_MAX_BATCH = 128
+MIN_ROWS_PER_WORKER = 8
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class CpuShare:
+    """How many cores each NumPy training may use, and how many threads BLAS gets meanwhile.
+
+    Cores are those BLAS was allowed when the share was made (so a user's OPENBLAS_NUM_THREADS=1
+    is respected) and this process may run on. Each training registers for its lifetime; one in a
+    parallel batch loop makes BLAS single-threaded until it leaves the loop.
+    """
+
+    def __init__(self, cores: int | None = None) -> None:
+        self._controller = _blas_controller()
+        blas_threads = max((lib["num_threads"] for lib in self._controller.info()), default=1) \
+            if self._controller else 1
+        self.cores = cores or max(1, min(available_cores(), blas_threads))
+        self.trainings = 0
+        self.looping = 0
+        self._lock = threading.Lock()
+
+    def workers(self) -> int:
+        """Cores for one training now: all of them shared evenly by the trainings running."""
+        return max(1, self.cores // max(self.trainings, 1))
+
+    def blas_threads(self) -> int:
+        return 1 if self.looping else self.workers()
+
+    @contextmanager
+    def training(self):
+        with self._lock:
+            self.trainings += 1
+            self._apply()
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self.trainings -= 1
+                self._apply()
+
+    @contextmanager
+    def parallel_loop(self):
+        with self._lock:
+            self.looping += 1
+            self._apply()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.looping -= 1
+                self._apply()
+
+    def _apply(self) -> None:
+        if self._controller is not None:
+            self._controller.limit(limits=self.blas_threads())
+
+
+def _blas_controller():
+    """threadpoolctl's handle on NumPy's BLAS, or None where threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController().select(user_api="blas")
+
+
+_SHARE: CpuShare | None = None
+_SHARE_LOCK = threading.Lock()
+
+
+def cpu_share() -> CpuShare:
+    """The process's CpuShare, made on first use."""
+    global _SHARE
+    with _SHARE_LOCK:
+        if _SHARE is None:
+            _SHARE = CpuShare()
+        return _SHARE
+
+
+def parallel_workers(model: MLP, optimizer: Optimizer, batch_size: int, cores: int,
+                     workers: int | None = None) -> int:
+    """Threads for a step: 1 (serial) unless sharing out pays (see above) or `workers` asks for more.
+
+    Dropout keeps the serial step: its mask is one draw for the whole batch.
+    """
+    if any(isinstance(layer, Dropout) and layer.p > 0 for layer in model.layers):
+        return 1
+    if workers is None:
+        pays = (isinstance(optimizer, Adam) and model.n_params >= PARALLEL_MIN_PARAMS
+                and batch_size <= PARALLEL_MAX_BATCH)
+        workers = cores if pays else 1
+    return max(1, min(workers, batch_size // MIN_ROWS_PER_WORKER))
+
+
+_IDLE = ("idle", "no work this round")
+
+
+class _RowBuffers(Buffers):
+    """A worker's view of scratch arrays shared by all workers: its rows of one full-batch array each."""
+
+    def __init__(self, shared: Buffers) -> None:
+        super().__init__()
+        self.shared, self.rows, self.n_rows = shared, slice(0, 0), 0
+
+    def __call__(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return self.shared(name, (self.n_rows, *shape[1:]), dtype)[self.rows]
+
+
+class ParallelStep:
+    """`step(x, t) -> loss`: forward, backward and optimizer update of one batch, on `workers` threads.
+
+    Use as a context manager: the helper threads start on entry and are joined on exit.
+    """
+
+    def __init__(self, model: MLP, optimizer: Optimizer, workers: int) -> None:
+        self.model, self.optimizer, self.workers = model, optimizer, workers
+        index = {id(p): i for i, (p, _) in enumerate(optimizer.params_and_grads)}
+        self.linears = [(lin, index[id(lin.params["W"])], index[id(lin.params["b"])]) for lin in model.linears]
+        shared = [Buffers() for _ in model.layers], Buffers()
+        self.replicas: list[list[Linear]] = []
+        self.row_buffers: list[list[_RowBuffers]] = []
+        self.nets: list[MLP] = []
+        for _ in range(workers):
+            layers = [copy.copy(layer) for layer in model.layers]
+            loss = copy.copy(model.loss)
+            buffers = [_RowBuffers(b) for b in shared[0]] + [_RowBuffers(shared[1])]
+            for layer, b in zip(layers, buffers):
+                layer._buffer = b
+                if isinstance(layer, Linear):
+                    layer.defer_weight_grad = True
+            loss._buffers = buffers[-1]
+            self.nets.append(MLP(layers, loss, model.config))
+            self.replicas.append([layer for layer in layers if isinstance(layer, Linear)])
+            self.row_buffers.append(buffers)
+        self.barrier = threading.Barrier(workers)
+        self.losses = [0.0] * workers
+        self.errors: list[BaseException] = []
+        self.job: tuple[np.ndarray, np.ndarray] | None = None
+        self.threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ threads
+    def __enter__(self) -> ParallelStep:
+        for w in range(1, self.workers):
+            thread = threading.Thread(target=self._helper, args=(w,), daemon=True, name=f"mlp-lab-worker-{w}")
+            thread.start()
+            self.threads.append(thread)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.job = None
+        try:
+            self.barrier.wait()  # helpers finish the last step's phase B, find no job and return
+        except threading.BrokenBarrierError:
+            pass
+        for thread in self.threads:
+            thread.join()
+
+    def _helper(self, w: int) -> None:
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # as the main thread: blow-ups end in TrainingDiverged
+                self._serve(w)
+        except threading.BrokenBarrierError:
+            return
+        except BaseException as exc:  # the main thread sees the broken barrier and raises it
+            self.errors.append(exc)
+            self.barrier.abort()
+
+    def _serve(self, w: int) -> None:
+        while True:
+            self.barrier.wait()
+            # Read once, between two barriers the main thread waits at too: it sets the next job only
+            # after the second, so every helper sees the same one.
+            job = self.job
+            if job is None:
+                return
+            if job is _IDLE:
+                self.barrier.wait()  # tells the main thread every helper has read the job
+                continue
+            self._phase_a(w, job)
+            self.barrier.wait()
+            self._phase_b(w, job)
+
+    def _wait(self) -> None:
+        try:
+            self.barrier.wait()
+        except threading.BrokenBarrierError:
+            if self.errors:
+                raise self.errors[0] from None
+            raise
+
+    def step(self, x: np.ndarray, t: np.ndarray) -> float:
+        """One batch: returns its mean loss. The update is skipped when the loss is not finite.
+
+        A batch too short to share (an epoch's last) runs serially, once the helpers are done.
+        """
+        if len(t) < MIN_ROWS_PER_WORKER * self.workers:
+            self.job = _IDLE
+            self._wait()  # helpers finish the previous step's phase B before this thread changes weights
+            self._wait()  # and have read the job, so it may change
+            loss = self.model.train_step_loss(x, t)
+            if math.isfinite(loss):
+                self.optimizer.step()
+            return loss
+        job = self.job = (x, t)
+        try:
+            self._wait()  # every helper has left the previous step's phase B
+            self.optimizer.begin_step()  # nobody updates during phase A
+            self._phase_a(0, job)
+            self._wait()
+            self._phase_b(0, job)
+        except BaseException:
+            self.barrier.abort()
+            raise
+        return sum(self.losses)
+
+    # ------------------------------------------------------------------ the two phases
+    def _rows(self, n: int, w: int) -> slice:
+        return slice(w * n // self.workers, (w + 1) * n // self.workers)
+
+    def _phase_a(self, w: int, job: tuple[np.ndarray, np.ndarray]) -> None:
+        x, t = job
+        n = len(t)
+        rows = self._rows(n, w)
+        for b in self.row_buffers[w]:
+            b.rows, b.n_rows = rows, n
+        net, part = self.nets[w], rows.stop - rows.start
+        loss = net.loss.forward(net.forward(x[rows], train=True), t[rows])
+        grad = net.loss.backward()
+        grad *= part / n  # the loss is a mean over the whole batch, not over this worker's rows
+        net.backward(grad)
+        self.losses[w] = loss * part / n
+
+    def _phase_b(self, w: int, job: tuple[np.ndarray, np.ndarray]) -> None:
+        if not math.isfinite(sum(self.losses)):
+            return  # the caller reports the divergence; the weights stay as they were
+        x, t = job
+        n = len(t)
+        for k, (lin, i_w, i_b) in enumerate(self.linears):
+            inputs = x if k == 0 else _whole([r[k].x for r in self.replicas], n)
+            delta = _whole([r[k].grad_out for r in self.replicas], n)
+            rows = self._rows(lin.params["W"].shape[0], w)
+            np.matmul(inputs[:, rows].T, delta, out=lin.grads["W"][rows])
+            self.optimizer.update_rows(i_w, rows)
+            if k % self.workers == w:
+                np.add.reduce(delta, axis=0, out=lin.grads["b"])
+                self.optimizer.update_rows(i_b, slice(None))
+
+
+def _whole(views: list[np.ndarray], n: int) -> np.ndarray:
+    """The full-batch array the workers' row views were cut from (each worker's rows in order)."""
+    whole = views[0].base
+    if whole is None or whole.shape[0] != n or whole.shape[1:] != views[0].shape[1:] or \
+            any(v.base is not whole for v in views):
+        raise RuntimeError("parallel step: a layer's rows are not views of one shared array")
+    return whole

@@ -1,0 +1,135 @@
+"""The NumPy engine on several threads: the same training as the serial step, and safe around errors."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import engine.parallel as parallel
+from engine import PRESETS, TrainConfig, TrainingDiverged, build_model
+from engine.parallel import CpuShare, ParallelStep, parallel_workers
+from engine.train import make_optimizer, numpy_train
+
+
+def _losses(history):
+    return [(r.train_loss, r.test_loss) for r in history]
+
+
+@pytest.mark.parametrize("cfg", [
+    PRESETS["keras-mlp"].config,
+    PRESETS["notebook-mse"].config,  # sigmoid, MSE, SGD
+    TrainConfig(hidden_sizes=(40, 30), activation="tanh", output="sigmoid", loss="cross_entropy",
+                optimizer="momentum", learning_rate=0.1, batch_size=50, l2=1e-3),
+    TrainConfig(hidden_sizes=(64,), activation="leaky_relu", optimizer="adam", learning_rate=1e-3,
+                batch_size=32, l2=1e-4, output="softmax", loss="cross_entropy"),
+], ids=["keras-mlp", "notebook-mse", "tanh-momentum-l2", "leaky-adam-l2"])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_parallel_steps_train_as_the_serial_step(mnist, cfg, workers):
+    # 1030 rows: the last batch is short (and for batch 32 of 1030, 6 rows: too few to share, so serial)
+    cfg = cfg.replace(epochs=2, train_limit=1030, val_split=0.0)
+    serial = list(numpy_train(cfg, mnist, workers=1))
+    shared = list(numpy_train(cfg, mnist, workers=workers))
+    # Same sums, cut differently: float32 rounding differs in the last bits and grows with training
+    # (measured: 1e-5 after an epoch, 2e-4 after two, for 3 workers). A lost or doubled row is far more.
+    np.testing.assert_allclose(_losses(shared)[0], _losses(serial)[0], rtol=1e-4)
+    np.testing.assert_allclose(_losses(shared), _losses(serial), rtol=1e-3)
+    assert [r.test_acc for r in shared] == pytest.approx([r.test_acc for r in serial], abs=2e-3)
+
+
+def test_parallel_weights_match_the_serial_weights(mnist):
+    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(100,), epochs=1, train_limit=600)
+    models = [build_model(cfg, 784, 10) for _ in range(2)]
+    for model, workers in zip(models, (1, 2)):
+        list(numpy_train(cfg, mnist, model=model, workers=workers))
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(models[1].linears[0].params["W"], build_model(cfg, 784, 10).linears[0].params["W"])
+
+
+def test_divergence_in_a_parallel_step_is_reported_where_the_serial_step_reports_it(mnist):
+    cfg = TrainConfig(hidden_sizes=(32,), activation="relu", optimizer="sgd", learning_rate=50.0, batch_size=64,
+                      epochs=3, train_limit=640, output="linear", loss="mse")
+    where = []
+    for workers in (1, 2):
+        with pytest.raises(TrainingDiverged) as err:
+            list(numpy_train(cfg, mnist, workers=workers))
+        where.append((err.value.epoch, err.value.batch))
+    assert where[0] == where[1] and where[0] != (1, 1)
+    assert not any(t.name.startswith("mlp-lab-worker") for t in threading.enumerate())
+
+
+def test_an_error_in_a_worker_reaches_the_caller_and_no_thread_is_left(mnist, monkeypatch):
+    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(50,), epochs=1, train_limit=500)
+    model = build_model(cfg, 784, 10)
+    optimizer = make_optimizer(cfg, model)
+    calls = []
+
+    def failing(self, w, job):
+        calls.append(w)
+        if w == 1:
+            raise MemoryError("worker 1 ran out")
+        return original(self, w, job)
+
+    original = ParallelStep._phase_b
+    monkeypatch.setattr(ParallelStep, "_phase_b", failing)
+    x, t = mnist.x_train[:100].astype(np.float32) / 255, mnist.y_train[:100]
+    with pytest.raises(MemoryError, match="worker 1 ran out"):
+        with ParallelStep(model, optimizer, 2) as step:
+            for _ in range(3):
+                step.step(x, t)
+    assert 1 in calls
+    assert not any(t.name.startswith("mlp-lab-worker") for t in threading.enumerate())
+
+
+def test_stopping_between_batches_ends_the_helper_threads(mnist):
+    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(50,), epochs=2, train_limit=1000)
+    seen = []
+    history = list(numpy_train(cfg, mnist, workers=2, should_stop=lambda: len(seen) >= 3,
+                               on_batch=lambda b, n: seen.append(b)))
+    assert history == [] and len(seen) == 3
+    assert not any(t.name.startswith("mlp-lab-worker") for t in threading.enumerate())
+
+
+def test_when_sharing_a_step_pays():
+    keras = PRESETS["keras-mlp"].config
+    model = build_model(keras, 784, 10)
+    adam = make_optimizer(keras, model)
+    assert parallel_workers(model, adam, 100, cores=2) == 2
+    assert parallel_workers(model, adam, 100, cores=1) == 1
+    assert parallel_workers(model, adam, 512, cores=2) == 1  # big batches: matmuls dominate
+    assert parallel_workers(model, adam, 8, cores=2) == 1  # too few rows to share
+    sgd_cfg = keras.replace(optimizer="sgd", learning_rate=0.1)
+    assert parallel_workers(model, make_optimizer(sgd_cfg, model), 100, cores=2) == 1
+    small = build_model(PRESETS["pytorch-mlp"].config, 784, 10)
+    assert parallel_workers(small, make_optimizer(keras, small), 64, cores=2) == 1
+    dropout = build_model(keras.replace(dropout=0.2), 784, 10)
+    assert parallel_workers(dropout, make_optimizer(keras, dropout), 100, cores=2, workers=2) == 1
+    assert parallel_workers(small, make_optimizer(keras, small), 64, cores=2, workers=2) == 2  # asked for
+
+
+def test_cpu_share_splits_cores_and_makes_blas_single_threaded_in_a_parallel_loop():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"}
+
+    before = blas_threads()
+    share = CpuShare(cores=2)
+    with share.training():
+        assert share.workers() == 2 and blas_threads() == {2}
+        with share.training():
+            assert share.workers() == 1 and blas_threads() == {1}  # two trainings, a core each
+        with share.parallel_loop():
+            assert blas_threads() == {1}  # the workers are the parallelism; BLAS must not spin
+        assert blas_threads() == {2}
+    assert share.trainings == 0 and share.looping == 0
+    threadpoolctl.threadpool_limits(max(before))
+
+
+def test_a_training_uses_the_process_cpu_share(mnist, monkeypatch):
+    share = CpuShare(cores=2)
+    monkeypatch.setattr(parallel, "_SHARE", share)
+    seen = []
+    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(20,), epochs=1, train_limit=300)
+    list(numpy_train(cfg, mnist, on_batch=lambda b, n: seen.append(share.trainings)))
+    assert seen and set(seen) == {1} and share.trainings == 0

@@ -31,8 +31,8 @@ class Optimizer:
 
     def step(self) -> None:
         self.begin_step()
-        for i in range(len(self.params_and_grads)):
-            self.update_rows(i, slice(None))
+        for (p, g), state in zip(self.params_and_grads, self.state):
+            self._apply(p, g, state)
 
     def begin_step(self) -> None:
         """Count the step and make any missing state, before `update_rows` calls (which may run in threads)."""
@@ -44,11 +44,12 @@ class Optimizer:
     def update_rows(self, i: int, rows: slice) -> None:
         """Apply this step's update to rows `rows` of parameter `i` (its first axis)."""
         p, g = self.params_and_grads[i]
-        decay = self.weight_decay and p.ndim >= 2
-        p, g = p[rows], g[rows]
-        if decay:
+        self._apply(p[rows], g[rows], {k: v[rows] for k, v in self.state[i].items()})
+
+    def _apply(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        if self.weight_decay and p.ndim >= 2:
             g += self.weight_decay * p
-        self.update(p, g, {k: v[rows] for k, v in self.state[i].items()})
+        self.update(p, g, state)
 
     def new_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
         return {}

@@ -206,3 +206,14 @@ def test_torch_backend_never_imports_the_compiler_stack():
             "print(sorted(m for m in sys.modules if m.startswith(('torch._dynamo', 'torch._inductor'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("preset", ["keras-mlp", "pytorch-mlp"])
+def test_backend_kernels_train_as_torch_optim(mnist, preset):
+    """The benchmarks' reference (torch.optim) and the backend (its kernels, called directly) are one training."""
+    from engine.backends.torch_backend import torch_train
+
+    cfg = PRESETS[preset].config.replace(epochs=2, train_limit=2000, backend="torch", device="cpu")
+    ours = [(r.train_loss, r.test_loss) for r in torch_train(cfg, mnist)]
+    reference = [(r.train_loss, r.test_loss) for r in torch_train(cfg, mnist, torch_optim=True)]
+    np.testing.assert_allclose(ours, reference, rtol=1e-5)

@@ -141,6 +141,27 @@ class FusedOptimizer:
                 value.zero_()
 
 
+class TorchOptim:
+    """torch.optim's SGD/Adam(fused=True) behind FusedOptimizer's interface: the benchmarks' reference,
+    PyTorch as its tutorials use it."""
+
+    def __init__(self, cfg: TrainConfig, net: TorchMLP, capturable: bool = False) -> None:
+        groups = [{"params": net.weights, "weight_decay": cfg.l2}, {"params": net.biases, "weight_decay": 0.0}]
+        if cfg.optimizer == "adam":
+            extra = {"capturable": True} if capturable else {}
+            self.optimizer = torch.optim.Adam(groups, lr=cfg.learning_rate, betas=cfg.betas, fused=True, **extra)
+        else:
+            momentum = cfg.momentum if cfg.optimizer == "momentum" else 0.0
+            self.optimizer = torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=momentum, fused=True)
+        self.step, self.zero_grad = self.optimizer.step, self.optimizer.zero_grad
+
+    def reset(self) -> None:
+        for state in self.optimizer.state.values():
+            for value in state.values():
+                if torch.is_tensor(value):
+                    value.zero_()
+
+
 class TrainStep:
     """One optimisation step on the rows `sel` of (X, Y); on CUDA, full batches replay a captured graph.
 
@@ -149,9 +170,10 @@ class TrainStep:
     afterwards, so the run is the same as an eager one.
     """
 
-    def __init__(self, net: TorchMLP, cfg: TrainConfig, X: torch.Tensor, Y: torch.Tensor, use_graph: bool) -> None:
+    def __init__(self, net: TorchMLP, cfg: TrainConfig, X: torch.Tensor, Y: torch.Tensor, use_graph: bool,
+                 torch_optim: bool = False) -> None:
         self.net, self.X, self.Y, self.batch_size = net, X, Y, min(cfg.batch_size, len(Y))
-        self.optimizer = FusedOptimizer(cfg, net)
+        self.optimizer = TorchOptim(cfg, net, capturable=use_graph) if torch_optim else FusedOptimizer(cfg, net)
         self.running = torch.zeros((), device=X.device)  # sum of batch losses this epoch, read once
         self.graph = self._capture() if use_graph else None
 
@@ -199,8 +221,12 @@ class TrainStep:
 
 
 def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, should_stop: ShouldStop | None = None,
-                on_batch: OnBatch | None = None, cuda_graphs: bool | None = None) -> Iterator[EpochResult]:
-    """Same contract as engine.train.numpy_train; cuda_graphs=None uses them on CUDA when there is no dropout."""
+                on_batch: OnBatch | None = None, cuda_graphs: bool | None = None,
+                torch_optim: bool = False) -> Iterator[EpochResult]:
+    """Same contract as engine.train.numpy_train; cuda_graphs=None uses them on CUDA when there is no dropout.
+
+    torch_optim=True steps with torch.optim instead of calling its kernels (the benchmarks' reference).
+    """
     device = resolve_device(cfg.device)
     splits = make_splits(cfg, data)
     model = model or build_model(cfg, data.n_features, data.n_classes)
@@ -216,7 +242,7 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
         evals["val"] = (put(splits.x_val), put(splits.y_val))
     if cuda_graphs is None:
         cuda_graphs = device.type == "cuda" and cfg.dropout == 0
-    step = TrainStep(net, cfg, X, Y, use_graph=cuda_graphs)
+    step = TrainStep(net, cfg, X, Y, use_graph=cuda_graphs, torch_optim=torch_optim)
     probe = splits.x_test[:512]
     history: list[EpochResult] = []
     for epoch in range(1, cfg.epochs + 1):

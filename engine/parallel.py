@@ -24,6 +24,7 @@ import copy
 import math
 import os
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import numpy as np
@@ -238,13 +239,7 @@ class ParallelStep:
         A batch too short to share (an epoch's last) runs serially, once the helpers are done.
         """
         if len(t) < MIN_ROWS_PER_WORKER * self.workers:
-            self.job = _IDLE
-            self._wait()  # helpers finish the previous step's phase B before this thread changes weights
-            self._wait()  # and have read the job, so it may change
-            loss = self.model.train_step_loss(x, t)
-            if math.isfinite(loss):
-                self.optimizer.step()
-            return loss
+            return self.run_serial(self._serial_step, x, t)
         job = self.job = (x, t)
         try:
             self._wait()  # every helper has left the previous step's phase B
@@ -256,6 +251,19 @@ class ParallelStep:
             self.barrier.abort()
             raise
         return sum(self.losses)
+
+    def run_serial(self, fn: Callable[..., float], *args) -> float:
+        """`fn(*args)` (a serial step) on this thread, once the helpers are done with the previous step."""
+        self.job = _IDLE
+        self._wait()  # helpers finish the previous step's phase B before this thread changes weights
+        self._wait()  # and have read the job, so it may change
+        return fn(*args)
+
+    def _serial_step(self, x: np.ndarray, t: np.ndarray) -> float:
+        loss = self.model.train_step_loss(x, t)
+        if math.isfinite(loss):
+            self.optimizer.step()
+        return loss
 
     # ------------------------------------------------------------------ the two phases
     def _rows(self, n: int, w: int) -> slice:

@@ -103,9 +103,14 @@ def make_optimizer(cfg: TrainConfig, model: MLP) -> Optimizer:
     return OPTIMIZERS[cfg.optimizer](model.parameters(), cfg.learning_rate, **kwargs)
 
 
-def layer_stats(model: MLP, probe: np.ndarray) -> tuple[dict[str, float], ...]:
-    """Per Linear layer: weight spread, last gradient's norm, and what its activation does on a probe batch."""
+def layer_stats(model: MLP, probe: np.ndarray, grad_norms: list[float] | None = None) -> tuple[dict[str, float], ...]:
+    """Per Linear layer: weight spread, last gradient's norm, and what its activation does on a probe batch.
+
+    `grad_norms`: the last batch's weight-gradient norms, taken before the update (the NumPy
+    optimizers use gradient arrays as scratch); None reads them from the layers' grads.
+    """
     stats = []
+    norms = iter(grad_norms) if grad_norms is not None else None
     x = probe
     for layer in model.layers:
         x = layer.forward(x, train=False)
@@ -117,7 +122,7 @@ def layer_stats(model: MLP, probe: np.ndarray) -> tuple[dict[str, float], ...]:
         if "W" in layer.params:
             W = layer.params["W"]
             stats.append(dict(weight_mean=float(W.mean()), weight_std=float(W.std()),
-                              grad_norm=float(np.linalg.norm(layer.grads["W"]))))
+                              grad_norm=float(next(norms) if norms else np.linalg.norm(layer.grads["W"]))))
     return tuple(stats)
 
 
@@ -138,6 +143,16 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
     history: list[EpochResult] = []
     probe = splits.x_test[:512]
     share = cpu_share()
+    grad_norms = [0.0] * len(model.linears)
+
+    def serial_step(xb: np.ndarray, yb: np.ndarray, last: bool) -> float:
+        loss = model.train_step_loss(xb, yb)
+        if math.isfinite(loss):
+            if last:  # the epoch's gradient statistics, before the optimizer overwrites the gradients
+                grad_norms[:] = [float(np.linalg.norm(lin.grads["W"])) for lin in model.linears]
+            optimizer.step()
+        return loss
+
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         batches = batch_order(rng, len(Y), cfg.batch_size)
@@ -149,13 +164,13 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
                     stack.enter_context(share.parallel_loop())
                     step = stack.enter_context(ParallelStep(model, optimizer, workers))
                 for b, idx in enumerate(batches, 1):
-                    xb = X[idx]  # fancy indexing gathers faster than np.take(..., out=)
-                    if parallel:
-                        loss = step.step(xb, Y[idx])
+                    xb, yb, last = X[idx], Y[idx], b == len(batches)  # fancy indexing: faster than np.take
+                    if parallel and not last:
+                        loss = step.step(xb, yb)
+                    elif parallel:
+                        loss = step.run_serial(serial_step, xb, yb, True)
                     else:
-                        loss = model.train_step_loss(xb, Y[idx])
-                        if math.isfinite(loss):
-                            optimizer.step()
+                        loss = serial_step(xb, yb, last)
                     if not math.isfinite(loss):
                         raise _diverged(cfg, history, epoch, b)
                     if on_batch is not None:
@@ -163,7 +178,7 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
                     if should_stop is not None and should_stop():
                         return
             t1 = time.perf_counter()
-            result = evaluate_epoch(model, splits, epoch, t1 - t0, probe, t1)
+            result = evaluate_epoch(model, splits, epoch, t1 - t0, probe, t1, grad_norms)
         if not all(math.isfinite(v) for v in (result.train_loss, result.test_loss)):
             raise _diverged(cfg, history, epoch, len(batches))
         history.append(result)
@@ -171,14 +186,14 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
 
 
 def evaluate_epoch(model: MLP, splits: Splits, epoch: int, train_seconds: float, probe: np.ndarray,
-                   t_start: float) -> EpochResult:
+                   t_start: float, grad_norms: list[float] | None = None) -> EpochResult:
     """Full-pass train, validation and test metrics after an epoch."""
     train_loss, train_acc = model.evaluate(splits.x_train, splits.y_train)
     test_loss, test_acc = model.evaluate(splits.x_test, splits.y_test)
     val_loss = val_acc = None
     if splits.x_val is not None:
         val_loss, val_acc = model.evaluate(splits.x_val, splits.y_val)
-    stats = layer_stats(model, probe)
+    stats = layer_stats(model, probe, grad_norms)
     eval_seconds = time.perf_counter() - t_start
     return EpochResult(epoch, train_loss, train_acc, test_loss, test_acc, val_loss, val_acc,
                        train_seconds + eval_seconds, train_seconds, eval_seconds, stats)

@@ -133,3 +133,19 @@ def test_a_training_uses_the_process_cpu_share(mnist, monkeypatch):
     cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(20,), epochs=1, train_limit=300)
     list(numpy_train(cfg, mnist, on_batch=lambda b, n: seen.append(share.trainings)))
     assert seen and set(seen) == {1} and share.trainings == 0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_gradient_norms_are_the_last_batch_gradient_before_the_update(mnist, optimizer, workers):
+    """One batch per epoch: its gradient is the one at the initial weights, recomputed here independently."""
+    from engine.train import make_splits
+
+    cfg = TrainConfig(hidden_sizes=(64, 32), optimizer=optimizer, learning_rate=0.05, batch_size=200,
+                      train_limit=200, val_split=0.0, epochs=1, output="softmax", loss="cross_entropy")
+    (result,) = list(numpy_train(cfg, mnist, workers=workers))
+    fresh = build_model(cfg, 784, 10)
+    splits = make_splits(cfg, mnist)
+    fresh.train_step_loss(splits.x_train, splits.y_train)
+    expected = [np.linalg.norm(lin.grads["W"]) for lin in fresh.linears]
+    assert [s["grad_norm"] for s in result.layer_stats] == pytest.approx(expected, rel=1e-4)

@@ -168,12 +168,12 @@ def main(argv=None) -> int:
                 print(json.dumps(rows[-1]), flush=True)
     if not args.json:
         print(header)
-        print(f"{'preset':20} {'backend':16} {'s/epoch':>8} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}"
+        print(f"{'preset':20} {'backend':18} {'s/epoch':>8} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}"
               f" {'eval s':>7} {'ratio':>6}")
         for r in rows:
             def fmt(v, spec):
-                return format(v, spec) if v is not None else "-"
-            print(f"{r['preset']:20} {r['backend']:16} {r['epoch_s']:8.3f} {fmt(r['ratio'], '6.2f')} "
+                return format(v, spec) if v is not None else format("-", f">{spec.split('.')[0]}")
+            print(f"{r['preset']:20} {r['backend']:18} {r['epoch_s']:8.3f} {fmt(r['ratio'], '6.2f')} "
                   f"{r['gflops']:8.1f} {fmt(r['pct_peak'], '6.0f')} {fmt(r['eval_s'], '7.3f')} "
                   f"{fmt(r['eval_ratio'], '6.2f')}")
     return 0

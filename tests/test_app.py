@@ -228,6 +228,49 @@ def test_runs_queue_when_all_slots_are_busy(digits):
     assert first.status == "stopped" and second.status == "finished"
 
 
+def test_two_runs_of_a_parallel_model_share_the_cores_pause_and_stop(mnist, monkeypatch):
+    """keras-mlp takes the engine's multi-threaded step; two at once get a core each; pausing and
+    stopping mid-epoch leave no helper thread behind."""
+    import threading
+
+    import engine.parallel as parallel
+    from engine.parallel import CpuShare
+    from ui.runs import TrainingRun
+
+    share = CpuShare(cores=2)
+    monkeypatch.setattr(parallel, "_SHARE", share)
+    workers_seen = []
+    original = parallel.ParallelStep.__init__
+
+    def spy(self, model, optimizer, workers):
+        workers_seen.append(workers)
+        original(self, model, optimizer, workers)
+
+    monkeypatch.setattr(parallel.ParallelStep, "__init__", spy)
+    cfg = PRESETS["keras-mlp"].config.replace(epochs=1, train_limit=3000)
+    alone = TrainingRun(cfg)
+    alone.start(mnist, threading.BoundedSemaphore(2))
+    alone.join(120)
+    assert alone.status == "finished" and workers_seen == [2]
+
+    slots = threading.BoundedSemaphore(2)
+    long_runs = [TrainingRun(cfg.replace(epochs=50, train_limit=20000)) for _ in range(2)]
+    for run in long_runs:
+        run.start(mnist, slots)
+    deadline = time.monotonic() + 60
+    while share.trainings < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert share.trainings == 2 and share.workers() == 1  # a core each: the serial step
+    long_runs[0].pause()
+    time.sleep(0.3)
+    for run in long_runs:
+        run.stop()
+        run.join(60)
+    assert all(run.status == "stopped" for run in long_runs)
+    assert share.trainings == 0 and share.looping == 0
+    assert not any(t.name.startswith("mlp-lab-worker") for t in threading.enumerate())
+
+
 def test_a_dataset_that_cannot_be_loaded_is_explained(monkeypatch, tmp_path):
     from engine import data as D
     from ui.resources import get_dataset

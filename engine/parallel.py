@@ -71,28 +71,24 @@ class CpuShare:
     def blas_threads(self) -> int:
         return 1 if self.looping else self.workers()
 
-    @contextmanager
     def training(self):
+        """Context: one more NumPy training computing (an epoch's batches and evaluation)."""
+        return self._counted("trainings")
+
+    def parallel_loop(self):
+        """Context: one more training in a multi-threaded batch loop; BLAS is single-threaded meanwhile."""
+        return self._counted("looping")
+
+    @contextmanager
+    def _counted(self, counter: str):
         with self._lock:
-            self.trainings += 1
+            setattr(self, counter, getattr(self, counter) + 1)
             self._apply()
         try:
             yield self
         finally:
             with self._lock:
-                self.trainings -= 1
-                self._apply()
-
-    @contextmanager
-    def parallel_loop(self):
-        with self._lock:
-            self.looping += 1
-            self._apply()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.looping -= 1
+                setattr(self, counter, getattr(self, counter) - 1)
                 self._apply()
 
     def _apply(self) -> None:

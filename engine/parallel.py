@@ -40,6 +40,9 @@ from engine.optim import Adam, Optimizer
 # parameters, batch 100: 1.20, and plain SGD even with 795k parameters: 1.16. So: Adam, big, small batches.
 PARALLEL_MIN_PARAMS = 600_000
 PARALLEL_MAX_BATCH = 128
+# Measured on 2 cores only. Each step holds the GIL for a little Python per thread and waits for the
+# slowest thread twice, so many threads would mostly wait: a machine with more cores uses up to 4.
+PARALLEL_MAX_WORKERS = 4
 MIN_ROWS_PER_WORKER = 8
 
 
@@ -129,7 +132,7 @@ def parallel_workers(model: MLP, optimizer: Optimizer, batch_size: int, cores: i
     if workers is None:
         pays = (isinstance(optimizer, Adam) and model.n_params >= PARALLEL_MIN_PARAMS
                 and batch_size <= PARALLEL_MAX_BATCH)
-        workers = cores if pays else 1
+        workers = min(cores, PARALLEL_MAX_WORKERS) if pays else 1
     return max(1, min(workers, batch_size // MIN_ROWS_PER_WORKER))
 
 

@@ -33,11 +33,11 @@ from engine.layers import Buffers, Dropout, Linear
 from engine.model import MLP
 from engine.optim import Adam, Optimizer
 
-# When sharing a step out pays (measured on a 2-core machine, interleaved epochs, parallel/serial time):
-# the gain is Adam's update, ten NumPy passes over every parameter on one core, now split; the cost is
-# two barriers a step and single-threaded matmuls. Adam with 795k parameters: batch 32 0.79, batch 100
-# 0.85, batch 256 1.01; 1.8M parameters (two 1000-unit layers), batch 100: 0.80. Adam with 407k
-# parameters, batch 100: 1.20, and plain SGD even with 795k parameters: 1.16. So: Adam, big, small batches.
+# When sharing a step pays (`python bench/parallel.py` on a 2-core machine, parallel/serial epoch time,
+# three runs): the gain is Adam's update, ten NumPy passes over every parameter on one core, now split;
+# the cost is two barriers a step and single-threaded matmuls. Adam with 795k parameters: batch 32
+# 0.77-0.89, batch 100 0.85-0.91, batch 256 0.99-1.01; 1.8M parameters, batch 100: 0.80-0.87; 407k:
+# 0.83-1.20; 204k: 1.21-1.33; plain SGD with 795k: 1.06-1.18. So: Adam, big, small batches.
 PARALLEL_MIN_PARAMS = 600_000
 PARALLEL_MAX_BATCH = 128
 # Measured on 2 cores only. Each step holds the GIL for a little Python per thread and waits for the

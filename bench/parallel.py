@@ -1,0 +1,62 @@
+"""When does the multi-threaded NumPy step pay? Parallel / serial epoch time for a set of models.
+
+    python bench/parallel.py                       # the table behind engine.parallel's rule
+    python bench/parallel.py --epochs 3 --rows 30000
+
+Epochs of the serial step (workers=1) and the shared step (workers = this machine's cores) run
+alternately in one process; the first epoch of each warms up and is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine import PRESETS, load_dataset  # noqa: E402
+from engine.parallel import available_cores  # noqa: E402
+from engine.train import numpy_train  # noqa: E402
+
+CASES = [  # hidden sizes, batch size, optimizer
+    ((1000,), 32, "adam"), ((1000,), 100, "adam"), ((1000,), 256, "adam"), ((1000, 1000), 100, "adam"),
+    ((512,), 100, "adam"), ((256,), 100, "adam"), ((1000,), 100, "sgd"), ((512,), 64, "sgd"),
+    ((128, 64), 64, "sgd"),
+]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per case (one more warms up)")
+    parser.add_argument("--rows", type=int, default=30000, help="training rows per epoch")
+    args = parser.parse_args(argv)
+    workers = available_cores()
+    if workers < 2:
+        print("One core: nothing to share.")
+        return 0
+    data = load_dataset("mnist")
+    print(f"| hidden | batch | optimizer | parameters | serial s/epoch | {workers} threads s/epoch | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for hidden, batch, optimizer in CASES:
+        cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=hidden, batch_size=batch, optimizer=optimizer,
+                                                  learning_rate=1e-3 if optimizer == "adam" else 0.01,
+                                                  epochs=args.epochs + 1, train_limit=args.rows)
+        gens = {n: numpy_train(cfg, data, workers=n) for n in (1, workers)}
+        times: dict[int, list[float]] = {n: [] for n in gens}
+        for epoch in range(args.epochs + 1):
+            for n, gen in gens.items():
+                seconds = next(gen).train_seconds
+                if epoch:
+                    times[n].append(seconds)
+        serial, shared = (statistics.median(times[n]) for n in (1, workers))
+        sizes = (784, *hidden, 10)
+        params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        print(f"| {','.join(map(str, hidden))} | {batch} | {optimizer} | {params:,} | {serial:.3f} | {shared:.3f} "
+              f"| {shared / serial:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -94,7 +94,8 @@ class Adam(Optimizer):
 
     Stored moments are scaled so each update is a multiply-add with no temporaries:
     M = m / (1 - b1) and V = v / (1 - b2) follow M = b1 M + g and V = b2 V + g^2: ten passes over
-    each parameter, none allocating. For big layers engine.parallel shares these passes out over cores.
+    each parameter, none allocating and no scratch array. For big layers engine.parallel shares
+    these passes out over cores.
     """
 
     def __init__(self, params_and_grads, lr, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -105,7 +106,7 @@ class Adam(Optimizer):
         self.betas, self.eps = betas, eps
 
     def new_state(self, p):
-        return {"M": np.zeros_like(p), "V": np.zeros_like(p), "scratch": np.empty_like(p)}
+        return {"M": np.zeros_like(p), "V": np.zeros_like(p)}
 
     def update(self, p, g, state):
         b1, b2 = self.betas
@@ -113,20 +114,21 @@ class Adam(Optimizer):
         # p -= c * M / (sqrt(V) + e), c = lr (1-b1)/bc1 / sqrt((1-b2)/bc2), e = eps / sqrt((1-b2)/bc2)
         k = math.sqrt((1 - b2) / (1 - b2 ** self.steps))
         c = self.lr * (1 - b1) / (1 - b1 ** self.steps) / k
-        _adam_block(p, g, state["M"], state["V"], state["scratch"], b1, b2, c, self.eps / k)
+        _adam_block(p, g, state["M"], state["V"], b1, b2, c, self.eps / k)
 
 
-def _adam_block(p, g, M, V, tmp, b1, b2, c, e):
+def _adam_block(p, g, M, V, b1, b2, c, e):
+    """Once g^2 is in V, g is free: the rest of the update is computed in it (four arrays in cache, not five)."""
     M *= b1
     M += g
     V *= b2
     np.square(g, out=g)
     V += g
-    np.sqrt(V, out=tmp)
-    tmp += e
-    np.divide(M, tmp, out=tmp)
-    tmp *= c
-    p -= tmp
+    np.sqrt(V, out=g)
+    g += e
+    np.divide(M, g, out=g)
+    g *= c
+    p -= g
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}

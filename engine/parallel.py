@@ -54,8 +54,9 @@ class CpuShare:
     """How many cores each NumPy training may use, and how many threads BLAS gets meanwhile.
 
     Cores are those BLAS was allowed when the share was made (so a user's OPENBLAS_NUM_THREADS=1
-    is respected) and this process may run on. Each training registers for its lifetime; one in a
-    parallel batch loop makes BLAS single-threaded until it leaves the loop.
+    is respected) and this process may run on. A training registers while it computes (an epoch's
+    batches and evaluation, not while paused between epochs); one in a multi-threaded batch loop
+    makes BLAS single-threaded until it leaves the loop.
     """
 
     def __init__(self, cores: int | None = None) -> None:

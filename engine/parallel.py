@@ -158,11 +158,10 @@ class ParallelStep:
     """
 
     def __init__(self, model: MLP, optimizer: Optimizer, workers: int) -> None:
-        self.model, self.optimizer, self.workers = model, optimizer, workers
+        self.optimizer, self.workers = optimizer, workers
         index = {id(p): i for i, (p, _) in enumerate(optimizer.params_and_grads)}
         self.linears = [(lin, index[id(lin.params["W"])], index[id(lin.params["b"])]) for lin in model.linears]
         shared = [Buffers() for _ in model.layers], Buffers()
-        self.replicas: list[list[Linear]] = []
         self.row_buffers: list[list[_RowBuffers]] = []
         self.nets: list[MLP] = []
         for _ in range(workers):
@@ -175,8 +174,8 @@ class ParallelStep:
                     layer.defer_weight_grad = True
             loss._buffers = buffers[-1]
             self.nets.append(MLP(layers, loss, model.config))
-            self.replicas.append([layer for layer in layers if isinstance(layer, Linear)])
             self.row_buffers.append(buffers)
+        self.replicas = [net.linears for net in self.nets]  # each worker's Linear layers, in order
         self.barrier = threading.Barrier(workers)
         self.losses = [0.0] * workers
         self.errors: list[BaseException] = []
@@ -236,10 +235,11 @@ class ParallelStep:
     def step(self, x: np.ndarray, t: np.ndarray) -> float:
         """One batch: returns its mean loss. The update is skipped when the loss is not finite.
 
-        A batch too short to share (an epoch's last) runs serially, once the helpers are done.
+        A batch too short to share (an epoch's last, at most) goes through `run_serial` instead.
         """
         if len(t) < MIN_ROWS_PER_WORKER * self.workers:
-            return self.run_serial(self._serial_step, x, t)
+            raise ValueError(f"A batch of {len(t)} rows is too short to share between {self.workers} threads; "
+                             "run it with run_serial.")
         job = self.job = (x, t)
         try:
             self._wait()  # every helper has left the previous step's phase B
@@ -258,12 +258,6 @@ class ParallelStep:
         self._wait()  # helpers finish the previous step's phase B before this thread changes weights
         self._wait()  # and have read the job, so it may change
         return fn(*args)
-
-    def _serial_step(self, x: np.ndarray, t: np.ndarray) -> float:
-        loss = self.model.train_step_loss(x, t)
-        if math.isfinite(loss):
-            self.optimizer.step()
-        return loss
 
     # ------------------------------------------------------------------ the two phases
     def _rows(self, n: int, w: int) -> slice:

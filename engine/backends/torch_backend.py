@@ -287,7 +287,6 @@ def _evaluate(net: TorchMLP, x: torch.Tensor, y: torch.Tensor) -> tuple[float, f
     return total.item() / len(x), correct.item() / len(x)
 
 
-
 def prewarm() -> None:
     """Pay PyTorch's one-time costs before a run needs them: a GPU needs its context and cuBLAS initialised."""
     device = resolve_device("auto")

@@ -3,7 +3,10 @@
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+
+import pytest
 
 from engine import PRESETS, load_model
 
@@ -48,3 +51,42 @@ def test_bad_flags_exit_2_with_one_line():
         out = run(*args)
         assert out.returncode == 2, args
         assert words in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_torch_backend_trains_like_numpy():
+    """The torch backend (PyTorch imported in a thread while the data loads) gives the NumPy engine's numbers."""
+    pytest.importorskip("torch")
+    args = ["train", "--dataset", "digits", "--hidden", "32", "--lr", "0.5", "--epochs", "2", "--json"]
+    rows = {}
+    for backend in ("numpy", "torch"):
+        out = run(*args, "--backend", backend, "--device", "cpu")
+        assert out.returncode == 0, out.stderr
+        rows[backend] = [json.loads(line) for line in out.stdout.splitlines()]
+    for a, b in zip(rows["numpy"], rows["torch"], strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["test_acc"] == pytest.approx(b["test_acc"], abs=1e-3)
+
+
+def test_torch_backend_errors_are_one_line():
+    """Without PyTorch, or asked for a GPU that is not there, the run says why and exits 2."""
+    no_torch = textwrap.dedent("""
+        import sys
+
+        class NoTorch:  # as if PyTorch were not installed
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "torch":
+                    raise ModuleNotFoundError("No module named 'torch'")
+
+        sys.meta_path.insert(0, NoTorch())
+        from engine.__main__ import main
+        sys.exit(main(["train", "--dataset", "digits", "--epochs", "1", "--backend", "torch"]))
+        """)
+    out = subprocess.run([sys.executable, "-c", no_torch], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "pip install torch==2.13.0" in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    out = run("train", "--dataset", "digits", "--epochs", "1", "--backend", "torch", "--device", "cuda")
+    assert out.returncode == 2
+    assert "sees no CUDA GPU" in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr

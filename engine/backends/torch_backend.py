@@ -287,9 +287,9 @@ def _evaluate(net: TorchMLP, x: torch.Tensor, y: torch.Tensor) -> tuple[float, f
     return total.item() / len(x), correct.item() / len(x)
 
 
-def prewarm() -> None:
+def prewarm(device: str = "auto") -> None:
     """Pay PyTorch's one-time costs before a run needs them: a GPU needs its context and cuBLAS initialised."""
-    device = resolve_device("auto")
+    device = resolve_device(device)
     if device.type != "cpu":
         a = torch.ones(64, 64, device=device)
         (a @ a).sum().item()

@@ -119,6 +119,7 @@ def test_a_short_run_trains_and_shows_on_results_and_compare():
     assert "Finished: 3/3 epochs, test accuracy" in texts(at.success)
     run = active_run(at)
     assert [r.epoch for r in run.history] == [1, 2, 3] and run.history[-1].test_acc > 0.6  # chance is 0.1
+    assert " · notebook-mse (modified) · digits " in run.name  # the default preset, edited
     assert not at.sidebar.selectbox(key="dataset").disabled  # unlocked again
     assert len(at.get("vega_lite_chart")) == 1 and len(at.get("metric")) == 5  # curves and numbers
 

@@ -183,5 +183,5 @@ def config_sidebar() -> TrainConfig | None:
             _write_url(cfg)
             st.caption("The page's address now encodes this setup: share it to reproduce it.")
     ss[state.CONFIG] = cfg
-    ss[state.CONFIG_LABEL] = name if matches else CUSTOM
+    ss[state.CONFIG_LABEL] = name if matches or name == CUSTOM else f"{name} (modified)"
     return cfg

@@ -9,7 +9,7 @@ PRESET = "preset"
 
 # Derived each run by the sidebar
 CONFIG = "config"  # the TrainConfig the sidebar describes, or None
-CONFIG_LABEL = "config_label"  # the preset's name when the config is that preset, else "custom"
+CONFIG_LABEL = "config_label"  # the preset's name, "<preset> (modified)" once edited, or "custom"
 
 # Runs
 RUNS = "runs"  # list[TrainingRun], oldest first

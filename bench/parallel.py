@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.run import interleaved_epoch_times  # noqa: E402
 from engine import PRESETS, load_dataset  # noqa: E402
 from engine.parallel import available_cores  # noqa: E402
 from engine.train import numpy_train  # noqa: E402
@@ -42,14 +43,9 @@ def main(argv=None) -> int:
     for hidden, batch, optimizer in CASES:
         cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=hidden, batch_size=batch, optimizer=optimizer,
                                                   learning_rate=1e-3 if optimizer == "adam" else 0.01,
-                                                  epochs=args.epochs + 1, train_limit=args.rows)
-        gens = {n: numpy_train(cfg, data, workers=n) for n in (1, workers)}
-        times: dict[int, list[float]] = {n: [] for n in gens}
-        for epoch in range(args.epochs + 1):
-            for n, gen in gens.items():
-                seconds = next(gen).train_seconds
-                if epoch:
-                    times[n].append(seconds)
+                                                  train_limit=args.rows)
+        run_fns = {n: lambda c, d, n=n: numpy_train(c, d, workers=n) for n in (1, workers)}
+        times = interleaved_epoch_times(cfg, run_fns, data, args.epochs)
         serial, shared = (statistics.median(times[n]) for n in (1, workers))
         sizes = (784, *hidden, 10)
         params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))

@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import PRESETS, build_model, load_dataset, train  # noqa: E402
+from engine.parallel import available_cores  # noqa: E402
 from engine.train import make_splits  # noqa: E402
 
 
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
     data = load_dataset("mnist")
     peak = matmul_peak()
     cuda = torch is not None and torch.cuda.is_available()
-    header = (f"# {platform.processor() or platform.machine()}, {_cpu_count()} cores, NumPy {np.__version__}"
+    header = (f"# {platform.processor() or platform.machine()}, {available_cores()} cores, NumPy {np.__version__}"
               + (f", PyTorch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else "")
               + (f", GPU {torch.cuda.get_device_name()}" if cuda else "")
               + f"; measured float32 matmul peak {peak:.1f} GFLOP/s")
@@ -152,8 +153,8 @@ def main(argv=None) -> int:
         flops = epoch_flops(cfg, n, data.n_features, data.n_classes)
         ev_flops = eval_flops(cfg, n + len(data.y_test), data.n_features, data.n_classes)
         run_fns = runners(cfg, torch, cuda)
-        timings = {name: statistics.median(ts)
-                   for name, ts in interleaved_epoch_times(cfg, run_fns, data, args.epochs).items()}
+        timings = {backend: statistics.median(ts)
+                   for backend, ts in interleaved_epoch_times(cfg, run_fns, data, args.epochs).items()}
         evals = interleaved_eval_times(eval_functions(cfg, data, list(run_fns)), args.repeats)
         for backend, seconds in timings.items():
             ref, ref_eval = timings.get("torch-cpu"), evals.get("torch-cpu")
@@ -177,12 +178,6 @@ def main(argv=None) -> int:
                   f"{r['gflops']:8.1f} {fmt(r['pct_peak'], '6.0f')} {fmt(r['eval_s'], '7.3f')} "
                   f"{fmt(r['eval_ratio'], '6.2f')}")
     return 0
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 if __name__ == "__main__":

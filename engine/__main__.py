@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 
+from engine.backends import prewarm_torch
 from engine.config import BACKENDS, DEVICES, INITS, PRESETS, TrainConfig, parse_hidden_sizes
 from engine.data import DATASETS, INPUT_SCALINGS, load_dataset
 from engine.layers import ACTIVATIONS
@@ -89,26 +89,14 @@ class _Progress:
         sys.stderr.flush()
 
 
-def _warm_torch(device: str) -> None:
-    """Import PyTorch and start the GPU; any failure is left for the run itself to report."""
-    try:
-        from engine.backends.torch_backend import prewarm
-
-        prewarm(device)
-    except Exception:  # noqa: BLE001 - the run raises the same error with its own message
-        pass
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(args)
-    except (ValueError, ImportError) as err:
+    except ValueError as err:
         print(f"python -m engine: error: {err}", file=sys.stderr)
         return 2
     # PyTorch's import (and a GPU's start) overlaps the dataset's decompression, which releases the GIL
-    warm = threading.Thread(target=_warm_torch, args=(cfg.device,)) if cfg.backend == "torch" else None
-    if warm:
-        warm.start()
+    warm = prewarm_torch(cfg.device) if cfg.backend == "torch" else None
     try:
         data = load_dataset(cfg.dataset)
     except (ValueError, ImportError, FileNotFoundError) as err:

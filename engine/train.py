@@ -77,6 +77,7 @@ def make_splits(cfg: TrainConfig, data: Dataset) -> Splits:
         train_idx = train_idx[:cfg.train_limit]
     if len(train_idx) == 0:
         raise ValueError("No training examples are left after the validation split and subset.")
+
     def to_float(x):
         return scale_pixels(x, cfg.dataset, cfg.input_scaling)
 

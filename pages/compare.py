@@ -51,7 +51,7 @@ def page() -> None:
     with st.expander("Upload a run", icon=":material/upload:"):
         upload = st.file_uploader("A run zip downloaded from MLP Lab", type=["zip"], key=state.UPLOAD_RUN)
         if upload is not None:
-            seen = st.session_state.setdefault("uploaded_files", {})
+            seen = st.session_state.setdefault(state.UPLOADED_FILES, {})
             if upload.file_id not in seen:
                 try:
                     loaded = run_from_zip(upload.getvalue())
@@ -82,13 +82,13 @@ def page() -> None:
         if any(r.in_progress for r in runs):
             st.caption("Some runs are still training; rerun the page (or interact) to refresh.")
 
+        names = {r.id: r.name for r in runs}
         ids = [r.id for r in runs if r.history]
         st.session_state[state.COMPARE_RUNS] = [i for i in st.session_state.get(state.COMPARE_RUNS, ids[-2:])
-                                                if i in {r.id for r in runs}]
-        names = {r.id: r.name for r in runs}
+                                                if i in names]
         chosen = st.multiselect("Runs to overlay", list(names), key=state.COMPARE_RUNS, format_func=names.get)
         metric = st.radio("Metric", ["accuracy", "loss"], key=state.COMPARE_METRIC, horizontal=True)
-        shown = [state.run_by_id(i) for i in chosen if state.run_by_id(i).history]
+        shown = [r for r in map(state.run_by_id, chosen) if r.history]
         if shown:
             st.altair_chart(compare_chart(shown, metric), width="stretch")
         elif chosen:

@@ -88,9 +88,9 @@ def epoch_numbers(run: TrainingRun) -> None:
 
 def live_controls() -> None:
     run = state.active_run()
-    was_busy = st.session_state.get("train_was_busy", False)
+    was_busy = st.session_state.get(state.TRAIN_WAS_BUSY, False)
     busy = run is not None and run.in_progress
-    st.session_state["train_was_busy"] = busy
+    st.session_state[state.TRAIN_WAS_BUSY] = busy
     if was_busy and not busy:
         st.rerun()  # the whole app: the sidebar unlocks and the curves show the last epoch
     controls(run)

@@ -9,13 +9,13 @@ import pandas as pd
 from engine import EpochResult
 
 SPLIT_COLORS = {"train": "#1f77b4", "validation": "#ff7f0e", "test": "#2ca02c"}
+CM_SELECTION = "cell"  # the confusion matrix's click selection
 
 
 def split_scale(splits) -> alt.Scale:
     """Fixed colours per split, listing only the splits present."""
     present = [s for s in SPLIT_COLORS if s in set(splits)]
     return alt.Scale(domain=present, range=[SPLIT_COLORS[s] for s in present])
-CM_SELECTION = "cell"
 
 
 def history_frame(history: list[EpochResult]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import threading
 import streamlit as st
 
 from engine import Dataset, load_dataset
-from engine.backends import torch_available
+from engine.backends import prewarm_torch, torch_available
 from ui.runs import TrainingRun
 
 MAX_CONCURRENT_TRAININGS = 2  # in the whole process; further runs wait, shown as "queued"
@@ -44,13 +44,7 @@ def warm_torch() -> bool:
     """Import PyTorch and initialise the GPU once in the background, so a first torch run starts at once."""
     if not torch_available():
         return False
-
-    def warm():
-        from engine.backends.torch_backend import prewarm
-
-        prewarm()
-
-    threading.Thread(target=warm, daemon=True, name="mlp-lab-torch-warmup").start()
+    prewarm_torch()
     return True
 
 

@@ -14,6 +14,8 @@ CONFIG_LABEL = "config_label"  # the preset's name, "<preset> (modified)" once e
 # Runs
 RUNS = "runs"  # list[TrainingRun], oldest first
 ACTIVE_RUN = "active_run"  # id of the run the Train page follows
+TRAIN_WAS_BUSY = "train_was_busy"  # the Train page's live view saw a run in progress last time
+UPLOADED_FILES = "uploaded_files"  # upload file id -> id of the run loaded from it
 
 # Page widgets
 RESULTS_RUN = "results_run"

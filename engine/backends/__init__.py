@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 
 from engine.train import numpy_train
@@ -16,6 +17,24 @@ def torch_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def prewarm_torch(device: str = "auto") -> threading.Thread:
+    """Import PyTorch and start `device` (a GPU's context, cuBLAS) on a daemon thread, before a run needs them.
+
+    A failure (no PyTorch, no such device) is left for the run itself to report, with its own message.
+    """
+    def warm() -> None:
+        try:
+            from engine.backends.torch_backend import prewarm
+
+            prewarm(device)
+        except Exception:  # noqa: BLE001 - see above
+            pass
+
+    thread = threading.Thread(target=warm, daemon=True, name="mlp-lab-torch-warmup")
+    thread.start()
+    return thread
 
 
 def get_backend(name: str):

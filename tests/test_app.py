@@ -206,6 +206,15 @@ def test_run_zip_round_trip_and_bad_uploads(digits):
         z.writestr("config.json", "{}")
     with pytest.raises(ValueError, match="lacks history.csv, weights.npz"):
         run_from_zip(buf.getvalue())
+    good = zipfile.ZipFile(io.BytesIO(run_to_zip(run)))
+    for meta, words in [('{"name": "x"}', "no run configuration"), ("[1, 2]", "no run configuration"),
+                        ('{"config": {"hidden_sizes": 5}}', "unreadable")]:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for name in good.namelist():
+                z.writestr(name, meta if name == "config.json" else good.read(name))
+        with pytest.raises(ValueError, match=words):
+            run_from_zip(buf.getvalue())
 
 
 def test_runs_queue_when_all_slots_are_busy(digits):

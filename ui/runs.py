@@ -258,13 +258,15 @@ def run_from_zip(raw: bytes) -> TrainingRun:
             if missing:
                 raise ValueError(f"the zip lacks {', '.join(sorted(missing))}; is it a run downloaded from MLP Lab?")
             meta = json.loads(z.read("config.json"))
+            if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+                raise ValueError("config.json holds no run configuration")
+            cfg = TrainConfig.from_dict(meta["config"])
             history = parse_history_csv(z.read("history.csv").decode())
             model = load_model(io.BytesIO(z.read("weights.npz")))
     except zipfile.BadZipFile as err:
         raise ValueError("this file is not a zip archive") from err
-    except (KeyError, json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"the run's files are unreadable ({err})") from err
-    cfg = TrainConfig.from_dict(meta["config"])
     if model.config != cfg:
         raise ValueError("weights.npz and config.json describe different networks")
     run = TrainingRun(cfg, name=f"{meta.get('name', 'uploaded run')} (uploaded)", status=UPLOADED,

@@ -104,4 +104,5 @@ def page() -> None:
 
 
 
+state.run_app_first()
 page()

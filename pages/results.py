@@ -103,4 +103,5 @@ def page() -> None:
                                                  for c in ("precision", "recall", "F1")})
 
 
+state.run_app_first()
 page()

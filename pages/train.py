@@ -122,4 +122,5 @@ def page() -> None:
     st.fragment(live_curves, run_every=CURVES_SECONDS if busy else None)()
 
 
+state.run_app_first()
 page()

@@ -4,6 +4,7 @@ Chooses a preset, shortens it, trains, opens Results, clicks a confusion-matrix 
 digits. Screenshots of each page land in artifacts/screenshots/ to look at.
 """
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -29,8 +30,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+@contextlib.contextmanager
+def serve():
+    """`streamlit run app.py` on a free local port, freshly started; yields its URL."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true"],
@@ -47,9 +49,17 @@ def server():
                 proc.kill()
                 pytest.fail(f"streamlit did not start: {proc.stderr.read()[-2000:]}")
             time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serve() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +128,14 @@ def test_preset_train_results_click_a_confusion_cell(server, page):
     page.get_by_role("link", name="Compare").click()
     page.get_by_text("Download a run").wait_for(timeout=30_000)
     shot(page, "3-compare")
+
+
+def test_a_link_to_a_page_is_the_first_visit_after_a_start(page):
+    """Until app.py has run once, Streamlit runs a pages/ file on its own: the page must hand over to app.py."""
+    with serve() as url:
+        page.goto(url + "/results?preset=keras-mlp")
+        page.get_by_text("No results yet").wait_for(timeout=30_000)
+        page.get_by_text("Preset keras-mlp").wait_for()  # app.py's sidebar, filled from the link
+        assert page.get_by_test_id("stException").count() == 0
+        assert page.get_by_role("link", name="app", exact=True).count() == 0  # app.py's navigation, not the folder's
+        assert page.get_by_role("link", name="Compare", exact=True).count() == 1

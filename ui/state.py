@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import streamlit as st
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
 
 # Sidebar widgets: besides the preset, each widget's key is the TrainConfig field it edits (a test contract).
 PRESET = "preset"
@@ -33,6 +38,18 @@ def init_state() -> None:
         st.session_state[RUNS] = []
     if SAMPLE_SEED not in st.session_state:
         st.session_state[SAMPLE_SEED] = 0
+
+
+def run_app_first() -> None:
+    """Each page calls this first: when Streamlit ran the page on its own, run app.py instead.
+
+    Until app.py has called st.navigation once in a server process, Streamlit treats pages/ as an
+    old-style pages folder, so the first visit to /results after a start runs pages/results.py
+    alone: no sidebar, no session state. app.py then draws the page the address names.
+    """
+    if RUNS not in st.session_state:  # app.py creates it before any page runs
+        runpy.run_path(str(APP))
+        st.stop()
 
 
 def runs() -> list:

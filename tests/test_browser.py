@@ -127,6 +127,7 @@ def test_preset_train_results_click_a_confusion_cell(server, page):
 
     page.get_by_role("link", name="Compare").click()
     page.get_by_text("Download a run").wait_for(timeout=30_000)
+    page.get_by_test_id("stDownloadButton").first.wait_for(timeout=30_000)  # drawn, not a placeholder, in the shot
     shot(page, "3-compare")
 
 

@@ -14,8 +14,7 @@ GRID = 25
 
 
 def caption(pred: int, true: int, names: tuple[str, ...]) -> str:
-    short = [n[:7] for n in names]
-    return f"{short[pred]}" if pred == true else f"{short[pred]} (is {short[true]})"
+    return names[pred] if pred == true else f"{names[pred]} (is {names[true]})"  # the mosaic wraps long ones
 
 
 def grid(data, idx: np.ndarray, pred: np.ndarray, cols: int = 5):

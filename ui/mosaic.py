@@ -7,19 +7,44 @@ from PIL import Image, ImageDraw, ImageFont
 
 WRONG = (214, 39, 40)
 RIGHT = (60, 60, 60)
+LINE_H = 15  # caption line height at font size 13
+
+
+def caption_lines(text: str, font: ImageFont.ImageFont, width: int) -> list[str]:
+    """A caption as lines that fit `width` pixels: "Shirt (is Pullover)" breaks before the bracket,
+    and a line still too wide (a long class name) is cut with an ellipsis."""
+    if font.getlength(text) <= width:
+        return [text]
+    head, sep, tail = text.partition(" (")
+    lines = [head, "(" + tail] if sep else [text]
+    return [_cut(line, font, width) for line in lines]
+
+
+def _cut(line: str, font: ImageFont.ImageFont, width: int) -> str:
+    if font.getlength(line) <= width:
+        return line
+    closing = ")" if line.endswith(")") else ""
+    body = line[:-1] if closing else line
+    while body and font.getlength(body + "…" + closing) > width:
+        body = body[:-1]
+    return body + "…" + closing
 
 
 def mosaic(pixels: np.ndarray, image_shape: tuple[int, int], captions: list[str] | None = None,
            wrong: np.ndarray | None = None, cols: int = 5, cell: int = 84) -> Image.Image:
-    """Digits (n, h*w uint8) in a grid; each scaled to `cell` pixels with nearest-neighbour, red frame if wrong."""
+    """Digits (n, h*w uint8) in a grid; each scaled to `cell` pixels with nearest-neighbour, red frame if wrong.
+
+    Each caption stays under its own image: wrapped to two lines, or shortened, where it is wider.
+    """
     n = len(pixels)
     rows = max(1, -(-n // cols))
-    caption_h = 18 if captions else 0
+    font = ImageFont.load_default(size=13)
     pad = 4
+    lines = [caption_lines(c, font, cell + pad - 2) for c in captions] if captions else None
+    caption_h = LINE_H * max(len(ls) for ls in lines) + 3 if lines else 0
     width, height = cols * (cell + pad) + pad, rows * (cell + caption_h + pad) + pad
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default(size=13)
     h, w = image_shape
     for i in range(n):
         r, c = divmod(i, cols)
@@ -29,6 +54,6 @@ def mosaic(pixels: np.ndarray, image_shape: tuple[int, int], captions: list[str]
         is_wrong = wrong is not None and bool(wrong[i])
         if is_wrong:
             draw.rectangle([x0 - 2, y0 - 2, x0 + cell + 1, y0 + cell + 1], outline=WRONG, width=3)
-        if captions:
-            draw.text((x0 + 2, y0 + cell + 2), captions[i], fill=WRONG if is_wrong else RIGHT, font=font)
+        for k, line in enumerate(lines[i] if lines else []):
+            draw.text((x0 + 1, y0 + cell + 2 + k * LINE_H), line, fill=WRONG if is_wrong else RIGHT, font=font)
     return sheet

@@ -1,9 +1,14 @@
-"""What the pages draw: digit mosaics whose captions stay under their own image."""
+"""What the pages draw: digit mosaics whose captions stay under their own image, and a Compare chart
+whose legend tells the splits and the runs apart."""
+
+from types import SimpleNamespace
 
 import numpy as np
 from PIL import ImageFont
 
+from engine import EpochResult
 from engine.data import FASHION_CLASSES
+from ui.charts import compare_chart
 from ui.mosaic import caption_lines, mosaic
 
 CELL, PAD = 84, 4
@@ -42,3 +47,15 @@ def test_caption_lines_fit_the_cell():
     cut = caption_lines("Sneaker (is Ankle boot)", font, 80)  # too narrow for "(is Ankle boot)"
     assert cut[0] == "Sneaker" and cut[1].startswith("(is Ankle") and cut[1].endswith("…)")
 
+
+def test_compare_chart_legend_tells_splits_and_runs_apart():
+    history = [EpochResult(e, 1.0 / e, 0.8 + e / 100, 1.1 / e, 0.79 + e / 100) for e in (1, 2, 3)]
+    runs = [SimpleNamespace(name=f"run-{i}", history=history) for i in (1, 2)]
+    spec = compare_chart(runs, "accuracy").to_dict()
+    enc = spec["encoding"]
+    # A dash alone draws the split legend as two identical dots: the points' shape must differ too.
+    assert enc["strokeDash"]["field"] == enc["shape"]["field"] == "split"
+    assert enc["color"]["field"] == "run" and enc["color"]["scale"]["scheme"] == "tableau10"
+    values = spec["datasets"][next(iter(spec["datasets"]))]
+    assert {(v["run"], v["split"]) for v in values} == {(r, s) for r in ("run-1", "run-2") for s in ("train", "test")}
+    assert len(values) == 2 * 2 * 3

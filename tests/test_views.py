@@ -59,3 +59,21 @@ def test_compare_chart_legend_tells_splits_and_runs_apart():
     values = spec["datasets"][next(iter(spec["datasets"]))]
     assert {(v["run"], v["split"]) for v in values} == {(r, s) for r in ("run-1", "run-2") for s in ("train", "test")}
     assert len(values) == 2 * 2 * 3
+
+
+def test_confusion_matrix_axes_name_fashion_classes_and_keep_digit_indices():
+    import json
+
+    from ui.charts import class_label_expr, confusion_frame, confusion_matrix_chart
+
+    t, p = np.array([0, 6, 6, 2]), np.array([0, 2, 6, 2])
+    fashion = confusion_matrix_chart(confusion_frame(t, p, FASHION_CLASSES), normalized=False).to_dict()
+    x_axis = fashion["layer"][0]["encoding"]["x"]["axis"]
+    names = json.loads(x_axis["labelExpr"].removesuffix("[datum.value]"))
+    assert names[6] == "Shirt" and names[2] == "Pullover" and len(names) == 10  # index i is named by class i
+    assert fashion["layer"][0]["encoding"]["y"]["axis"]["labelExpr"] == x_axis["labelExpr"]
+    assert x_axis["labelOverlap"] is False  # otherwise Vega hides every other slanted name
+    digits = tuple(str(i) for i in range(10))
+    assert class_label_expr(list(digits)) is None
+    plain = confusion_matrix_chart(confusion_frame(t, p, digits), normalized=False).to_dict()
+    assert "labelExpr" not in plain["layer"][0]["encoding"]["x"]["axis"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -54,14 +56,25 @@ def confusion_frame(y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[s
                          "pred_name": [class_names[i] for i in p.ravel()]})
 
 
+def class_label_expr(names: list[str]) -> str | None:
+    """A Vega expression naming class i on an axis, or None where the names are the indices (digits)."""
+    if names == [str(i) for i in range(len(names))]:
+        return None
+    return json.dumps(names) + "[datum.value]"
+
+
 def confusion_matrix_chart(df: pd.DataFrame, normalized: bool) -> alt.LayerChart:
     """Rect + text heat map; clicking a cell selects its (true, pred) pair."""
     field = "share" if normalized else "count"
     df = df.assign(dark=df[field] > 0.5 * df[field].max())  # white text on dark cells
     selection = alt.selection_point(name=CM_SELECTION, fields=["true", "pred"], on="click")
-    base = alt.Chart(df).encode(
-        x=alt.X("pred:O", title="predicted", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("true:O", title="true"),
+    names = df.drop_duplicates("true").sort_values("true")["true_name"].tolist()
+    expr = class_label_expr(names)
+    named = {"labelExpr": expr} if expr else {}
+    base = alt.Chart(df).encode(  # the class index is what a click selects; the axes show its name
+        x=alt.X("pred:O", title="predicted",
+                axis=alt.Axis(labelAngle=-45 if expr else 0, labelOverlap=False, **named)),
+        y=alt.Y("true:O", title="true", axis=alt.Axis(**named)),
     )
     rect = base.mark_rect().encode(
         color=alt.Color(f"{field}:Q", scale=alt.Scale(scheme="blues"), legend=None),

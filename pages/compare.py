@@ -10,10 +10,11 @@ from ui.resources import start_run
 from ui.runs import TrainingRun, run_from_zip, run_to_zip
 
 EXPERIMENT = ("notebook-mse", "notebook-ce")
+LIVE_SECONDS = 3.0  # as the Train page's curves
 
 
 def start_notebook_experiment() -> None:
-    """Both notebook presets, with the sidebar's backend and seed, overlaid when they are done."""
+    """Both notebook presets, with the sidebar's backend and seed, overlaid as they train."""
     current = st.session_state.get(state.CONFIG)
     started = []
     for name in EXPERIMENT:
@@ -62,12 +63,19 @@ def page() -> None:
                     state.runs().append(loaded)
             if upload.file_id in seen:
                 st.success(f"Loaded {upload.name}: it is in the table below and on the Results page.")
-    runs = state.runs()
     st.button("Run the notebook experiment: MSE vs cross-entropy", key="notebook_experiment",
               on_click=start_notebook_experiment, icon=":material/science:",
-              help="Trains notebook-mse and notebook-ce (30 epochs each) and overlays their curves, "
-                   "as the NumPy notebook's figures do.")
+              help="Trains notebook-mse and notebook-ce (30 epochs each) and overlays their curves as they "
+                   "learn, as the NumPy notebook's figures do.")
+    busy = state.any_run_in_progress()
+    st.fragment(runs_overview, run_every=LIVE_SECONDS if busy else None)()
 
+
+def runs_overview() -> None:
+    """The table, the overlaid curves and the downloads: a fragment, redrawn every few seconds while runs train."""
+    if state.became_idle(state.COMPARE_WAS_BUSY):
+        st.rerun()  # the whole app: the sidebar unlocks, the downloads appear and the polling stops
+    runs = state.runs()
     if not runs:
         st.info("No runs yet: train one on the Train page, start the notebook experiment above, "
                 "or upload a run you downloaded before.")
@@ -80,7 +88,7 @@ def page() -> None:
             "s / epoch": st.column_config.NumberColumn(format="%.2f"),
             "total s": st.column_config.NumberColumn(format="%.1f")})
         if any(r.in_progress for r in runs):
-            st.caption("Some runs are still training; rerun the page (or interact) to refresh.")
+            st.caption(f"Some runs are still training: this view follows them every {LIVE_SECONDS:g} s.")
 
         names = {r.id: r.name for r in runs}
         ids = [r.id for r in runs if r.history]

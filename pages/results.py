@@ -11,6 +11,7 @@ from ui.mosaic import mosaic
 from ui.resources import get_dataset
 
 GRID = 25
+WATCH_SECONDS = 1.0
 
 
 def caption(pred: int, true: int, names: tuple[str, ...]) -> str:
@@ -23,8 +24,16 @@ def grid(data, idx: np.ndarray, pred: np.ndarray, cols: int = 5):
                   wrong=pred[idx] != y[idx], cols=cols)
 
 
+def watch_runs() -> None:
+    """A fragment with no output, polling while runs train: when the last one ends, the whole app reruns, so the
+    sidebar unlocks and the views below show the finished run."""
+    if state.became_idle(state.RESULTS_WAS_BUSY):
+        st.rerun()
+
+
 def page() -> None:
     st.title("Results")
+    st.fragment(watch_runs, run_every=WATCH_SECONDS if state.any_run_in_progress() else None)()
     candidates = [r for r in state.runs() if r.history]
     if not candidates:
         st.info("No results yet: train a network on the **Train** page (a run shows here after its first epoch).")
@@ -37,8 +46,8 @@ def page() -> None:
     names = {r.id: r.name for r in candidates}
     run_id = st.selectbox("Run", ids, key=state.RESULTS_RUN, format_func=names.get)
     run = state.run_by_id(run_id)
-    st.caption(run.summary() + (" — still training: the views below use the weights as they are now."
-                                if run.in_progress else ""))
+    st.caption(run.summary() + (" — still training: the views below use the weights as they are now, and "
+                                "show the final ones when it ends." if run.in_progress else ""))
 
     st.subheader("Learning curves")
     st.altair_chart(learning_curves_chart(run.history), width="content")

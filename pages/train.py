@@ -87,12 +87,9 @@ def epoch_numbers(run: TrainingRun) -> None:
 
 
 def live_controls() -> None:
-    run = state.active_run()
-    was_busy = st.session_state.get(state.TRAIN_WAS_BUSY, False)
-    busy = run is not None and run.in_progress
-    st.session_state[state.TRAIN_WAS_BUSY] = busy
-    if was_busy and not busy:
+    if state.became_idle(state.TRAIN_WAS_BUSY):
         st.rerun()  # the whole app: the sidebar unlocks and the curves show the last epoch
+    run = state.active_run()
     controls(run)
     if run is None:
         st.info("Choose a preset or build a network in the sidebar, then press **Train**.",

@@ -6,6 +6,7 @@ digits. Screenshots of each page land in artifacts/screenshots/ to look at.
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -140,3 +141,27 @@ def test_a_link_to_a_page_is_the_first_visit_after_a_start(page):
         assert page.get_by_test_id("stException").count() == 0
         assert page.get_by_role("link", name="app", exact=True).count() == 0  # app.py's navigation, not the folder's
         assert page.get_by_role("link", name="Compare", exact=True).count() == 1
+
+
+def test_compare_and_results_follow_runs_without_a_click(server, page):
+    """Runs started from Compare draw their curves as they learn; when they end, Compare and Results show it
+    and the sidebar unlocks, with no click from the learner."""
+    page.goto(server + "/compare?preset=pytorch-mlp&epochs=12")  # the sidebar's setup, for the run from Train
+    experiment = page.get_by_role("button", name="Run the notebook experiment")
+    experiment.wait_for(timeout=30_000)
+    experiment.click()
+    page.get_by_text("Some runs are still training").wait_for(timeout=30_000)
+    page.get_by_text("Settings are locked").wait_for()
+    page.get_by_test_id("stVegaLiteChart").first.wait_for(timeout=60_000)  # an epoch in: the overlay appears live
+    page.get_by_test_id("stDownloadButton").nth(1).wait_for(timeout=180_000)  # both runs done: both zips offered
+    assert page.get_by_text("Some runs are still training").count() == 0
+    assert page.get_by_text("Settings are locked").count() == 0
+
+    page.get_by_role("link", name="Train").click()
+    page.get_by_text("Build a multilayer perceptron").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Train").click()
+    page.get_by_text(re.compile(r"^\d+/12$")).wait_for(timeout=60_000)  # the new run's first epoch is in
+    page.get_by_role("link", name="Results").click()
+    page.get_by_text("still training").wait_for(timeout=30_000)
+    page.get_by_text("Finished: 12/12 epochs").wait_for(timeout=180_000)
+    assert page.get_by_text("Settings are locked").count() == 0

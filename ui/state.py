@@ -19,7 +19,10 @@ CONFIG_LABEL = "config_label"  # the preset's name, "<preset> (modified)" once e
 # Runs
 RUNS = "runs"  # list[TrainingRun], oldest first
 ACTIVE_RUN = "active_run"  # id of the run the Train page follows
-TRAIN_WAS_BUSY = "train_was_busy"  # the Train page's live view saw a run in progress last time
+# Whether a page's live view saw a run in progress when it last looked (see became_idle)
+TRAIN_WAS_BUSY = "train_was_busy"
+RESULTS_WAS_BUSY = "results_was_busy"
+COMPARE_WAS_BUSY = "compare_was_busy"
 UPLOADED_FILES = "uploaded_files"  # upload file id -> id of the run loaded from it
 
 # Page widgets
@@ -67,3 +70,15 @@ def active_run():
 
 def any_run_in_progress() -> bool:
     return any(r.in_progress for r in runs())
+
+
+def became_idle(key: str) -> bool:
+    """True once, when no run is in progress any more though one was at this view's last look (kept in `key`).
+
+    Views that poll while runs train (fragments) call it on every redraw and then rerun the whole app:
+    the sidebar unlocks, the page shows the finished runs and stops polling.
+    """
+    busy = any_run_in_progress()
+    was_busy = st.session_state.get(key, False)
+    st.session_state[key] = busy
+    return was_busy and not busy

@@ -103,7 +103,7 @@ def compare_chart(runs: list, metric: str) -> alt.Chart:
     """Runs overlaid: colour by run; dash and point shape by split (a dash alone gives the legend two equal dots)."""
     df = compare_frame(runs, metric)
     return alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d")),
+        x=alt.X("epoch:Q", scale=alt.Scale(zero=False, nice=False), axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
         color=alt.Color("run:N", scale=alt.Scale(scheme="tableau10"),  # distinct hues, not the theme's two blues
                         legend=alt.Legend(orient="bottom", columns=1, labelLimit=500)),

@@ -63,10 +63,7 @@ class TrainConfig:
         _choice("input scaling", self.input_scaling, INPUT_SCALINGS)
         _choice("backend", self.backend, BACKENDS)
         _choice("device", self.device, DEVICES)
-        if any(h < 1 for h in self.hidden_sizes):
-            raise ValueError(f"Every hidden layer needs at least one unit (got {list(self.hidden_sizes)}).")
-        if any(h > 8192 for h in self.hidden_sizes):
-            raise ValueError("Hidden layers are limited to 8192 units each, to keep training interactive.")
+        check_network_size(self.hidden_sizes)
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"The learning rate must be a positive number (got {self.learning_rate}).")
         if not 0 <= self.momentum < 1:
@@ -121,6 +118,32 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"Unknown {name} {value!r}; choose one of: {', '.join(allowed)}.")
 
 
+MAX_UNITS = 8192  # per hidden layer
+MAX_PARAMS = 50_000_000  # 200 MB of float32 weights; with gradients and Adam's two moments, 800 MB
+
+
+def n_parameters(hidden_sizes: tuple[int, ...], n_in: int = 784, n_out: int = 10) -> int:
+    sizes = (n_in, *hidden_sizes, n_out)
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def check_network_size(hidden_sizes: tuple[int, ...]) -> None:
+    """A ValueError saying what is wrong when the hidden layers are empty, too wide or too many parameters.
+
+    Counted for 28x28 inputs, the largest any dataset has, so a network's validity does not change with the dataset.
+    The cap keeps a run (weights, gradients, Adam's moments) well inside memory beside other learners' runs.
+    """
+    if any(h < 1 for h in hidden_sizes):
+        raise ValueError(f"Every hidden layer needs at least one unit (got {list(hidden_sizes)}).")
+    if any(h > MAX_UNITS for h in hidden_sizes):
+        raise ValueError(f"Hidden layers are limited to {MAX_UNITS} units each, to keep training interactive.")
+    n = n_parameters(hidden_sizes)
+    if n > MAX_PARAMS:
+        raise ValueError(f"Hidden sizes: this network would have {n:,} parameters; the limit is {MAX_PARAMS:,} "
+                         "(a run's weights, gradients and optimizer state must fit in memory beside other runs). "
+                         "Use fewer or narrower layers.")
+
+
 def parse_hidden_sizes(text: str) -> tuple[int, ...]:
     """'64,16' or '64 16' -> (64, 16); '' -> (); anything else is a ValueError that says what is wrong."""
     text = text.strip().rstrip(",")
@@ -137,6 +160,7 @@ def parse_hidden_sizes(text: str) -> tuple[int, ...]:
         sizes.append(int(part))
     if len(sizes) > 10:
         raise ValueError("Hidden sizes: at most 10 hidden layers.")
+    check_network_size(tuple(sizes))
     return tuple(sizes)
 
 

@@ -82,6 +82,7 @@ def test_choosing_a_preset_fills_the_fields_and_editing_marks_it_modified():
 @pytest.mark.parametrize("fields, message", [
     (dict(hidden_sizes="64,,abc"), "empty entry"),
     (dict(hidden_sizes="64,abc"), "'abc' is not a whole number"),
+    (dict(hidden_sizes="8192,8192"), "73,629,706 parameters"),
     (dict(learning_rate=0.0), "positive number"),
     (dict(output="linear", loss="cross_entropy"), "softmax or sigmoid"),
 ])

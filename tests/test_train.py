@@ -132,6 +132,21 @@ def test_config_round_trips_and_validates():
         TrainConfig.from_dict({"learning_rat": 0.1})
 
 
+def test_network_size_is_capped_with_the_count_a_model_has():
+    from engine.config import MAX_PARAMS, n_parameters, parse_hidden_sizes
+
+    for sizes in [(1000,), (256, 128, 64), (64, 16), ()]:  # the count is the model's, not an estimate
+        assert n_parameters(sizes) == build_model(SMALL.replace(dataset="mnist", hidden_sizes=sizes), 784, 10).n_params
+    assert n_parameters((4096, 4096, 4096)) < MAX_PARAMS  # big but allowed
+    parse_hidden_sizes("4096,4096,4096")
+    for text, message in [("8192,8192", "73,629,706 parameters"), ("9000", "8192 units"),
+                          ("64," * 11, "at most 10")]:
+        with pytest.raises(ValueError, match=message):
+            parse_hidden_sizes(text)
+    with pytest.raises(ValueError, match="parameters; the limit"):
+        TrainConfig(hidden_sizes=(8192, 8192))  # an uploaded or hand-written config too
+
+
 @pytest.mark.parametrize("init, w_std, b_zero", [("notebook", 1.0, False), ("small", 0.01, True),
                                                   ("xavier", np.sqrt(2 / (784 + 300)), True),
                                                   ("he", np.sqrt(2 / 784), True)])

@@ -77,3 +77,14 @@ def test_confusion_matrix_axes_name_fashion_classes_and_keep_digit_indices():
     assert class_label_expr(list(digits)) is None
     plain = confusion_matrix_chart(confusion_frame(t, p, digits), normalized=False).to_dict()
     assert "labelExpr" not in plain["layer"][0]["encoding"]["x"]["axis"]
+
+
+def test_learning_curves_dash_train_so_it_shows_under_the_test_curve():
+    from ui.charts import learning_curves_chart
+
+    history = [EpochResult(e, 0.5, 0.9, 0.5, 0.9, 0.6, 0.8) for e in (1, 2)]  # train and test identical
+    enc = learning_curves_chart(history).to_dict()["spec"]["encoding"]
+    dash = dict(zip(enc["strokeDash"]["scale"]["domain"], enc["strokeDash"]["scale"]["range"]))
+    assert set(dash) == {"train", "validation", "test"}
+    assert dash["test"] == [1, 0] and dash["train"] != dash["test"] != dash["validation"]  # test solid, others not
+    assert enc["color"]["legend"]["symbolType"] == "stroke"  # the legend shows each line's dash

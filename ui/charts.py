@@ -14,10 +14,15 @@ SPLIT_COLORS = {"train": "#1f77b4", "validation": "#ff7f0e", "test": "#2ca02c"}
 CM_SELECTION = "cell"  # the confusion matrix's click selection
 
 
-def split_scale(splits) -> alt.Scale:
-    """Fixed colours per split, listing only the splits present."""
+SPLIT_DASHES = {"train": [6, 3], "validation": [2, 2], "test": [1, 0]}  # test solid, on every chart
+SPLIT_SHAPES = {"train": "square", "validation": "triangle-up", "test": "circle"}
+SPLIT_LEGEND = alt.Legend(symbolType="stroke", symbolStrokeWidth=2.5, symbolSize=400)  # a line sample per split
+
+
+def split_scale(splits, styles: dict = SPLIT_COLORS) -> alt.Scale:
+    """Fixed colours (or dashes) per split, listing only the splits present."""
     present = [s for s in SPLIT_COLORS if s in set(splits)]
-    return alt.Scale(domain=present, range=[SPLIT_COLORS[s] for s in present])
+    return alt.Scale(domain=present, range=[styles[s] for s in present])
 
 
 def history_frame(history: list[EpochResult]) -> pd.DataFrame:
@@ -33,12 +38,14 @@ def history_frame(history: list[EpochResult]) -> pd.DataFrame:
 
 
 def learning_curves_chart(history: list[EpochResult]) -> alt.FacetChart:
-    """Loss and accuracy side by side, coloured by split."""
+    """Loss and accuracy side by side, coloured and dashed by split (so a train curve under the test one shows)."""
     df = history_frame(history)
     base = alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
-        color=alt.Color("split:N", scale=split_scale(df.split), title="split"),
+        color=alt.Color("split:N", scale=split_scale(df.split), title="split", legend=SPLIT_LEGEND),
+        strokeDash=alt.StrokeDash("split:N", scale=split_scale(df.split, SPLIT_DASHES), title="split",
+                                  legend=SPLIT_LEGEND),
         tooltip=["epoch:Q", "split:N", "metric:N", alt.Tooltip("value:Q", format=".4f")],
     ).properties(width=300, height=240)
     return base.facet(column=alt.Column("metric:N", title=None, sort=["loss", "accuracy"])).resolve_scale(
@@ -107,7 +114,7 @@ def compare_chart(runs: list, metric: str) -> alt.Chart:
         y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
         color=alt.Color("run:N", scale=alt.Scale(scheme="tableau10"),  # distinct hues, not the theme's two blues
                         legend=alt.Legend(orient="bottom", columns=1, labelLimit=500)),
-        strokeDash=alt.StrokeDash("split:N", title="split"),
-        shape=alt.Shape("split:N", title="split"),
+        strokeDash=alt.StrokeDash("split:N", scale=split_scale(df.split, SPLIT_DASHES), title="split"),
+        shape=alt.Shape("split:N", scale=split_scale(df.split, SPLIT_SHAPES), title="split"),
         tooltip=["run:N", "split:N", "epoch:Q", alt.Tooltip("value:Q", format=".4f")],
     ).properties(height=360)

@@ -6,7 +6,7 @@ import streamlit as st
 from sklearn.metrics import precision_recall_fscore_support
 
 from ui import state
-from ui.charts import CM_SELECTION, confusion_frame, confusion_matrix_chart, learning_curves_chart
+from ui.charts import CM_SELECTION, confusion_frame, confusion_matrix_chart, learning_curves_charts
 from ui.mosaic import mosaic
 from ui.resources import get_dataset
 
@@ -50,7 +50,8 @@ def page() -> None:
                                 "show the final ones when it ends." if run.in_progress else ""))
 
     st.subheader("Learning curves")
-    st.altair_chart(learning_curves_chart(run.history), width="content")
+    for column, chart in zip(st.columns(2), learning_curves_charts(run.history)):
+        column.altair_chart(chart, width="stretch")
 
     data = get_dataset(run.config.dataset)
     probs = run.test_predictions(data)
@@ -85,10 +86,10 @@ def page() -> None:
     normalized = st.radio("Show", ["counts", "share of each true class"], key=state.CM_MODE,
                           horizontal=True) != "counts"
     cm = confusion_frame(y, pred, data.class_names)
-    cm_col, cell_col = st.columns([1, 1])
+    cm_col, cell_col = st.columns([3, 2])
     with cm_col:
         event = st.altair_chart(confusion_matrix_chart(cm, normalized), key=state.CM_CHART, on_select="rerun",
-                                selection_mode=CM_SELECTION, width="content")
+                                selection_mode=CM_SELECTION, width="stretch")
     with cell_col:
         picked = (event.selection.get(CM_SELECTION) or []) if event else []
         if picked:

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui import state
-from ui.charts import learning_curves_chart
+from ui.charts import learning_curves_charts
 from ui.resources import MAX_CONCURRENT_TRAININGS, start_run
 from ui.runs import DIVERGED, FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED, TrainingRun
 
@@ -105,7 +105,8 @@ def live_curves() -> None:
         return
     epoch_numbers(run)
     if run.history:
-        st.altair_chart(learning_curves_chart(run.history), width="content")
+        for column, chart in zip(st.columns(2), learning_curves_charts(run.history)):
+            column.altair_chart(chart, width="stretch")
 
 
 def page() -> None:

@@ -122,12 +122,12 @@ def test_a_short_run_trains_and_shows_on_results_and_compare():
     assert [r.epoch for r in run.history] == [1, 2, 3] and run.history[-1].test_acc > 0.6  # chance is 0.1
     assert " · notebook-mse (modified) · digits " in run.name  # the default preset, edited
     assert not at.sidebar.selectbox(key="dataset").disabled  # unlocked again
-    assert len(at.get("vega_lite_chart")) == 1 and len(at.get("metric")) == 5  # curves and numbers
+    assert len(at.get("vega_lite_chart")) == 2 and len(at.get("metric")) == 5  # loss and accuracy curves, numbers
 
     at.switch_page("pages/results.py").run()
     assert not at.exception
     assert "right" in texts(at.markdown)
-    assert len(at.get("vega_lite_chart")) == 2 and len(at.get("image")) == 2  # curves, matrix; two grids
+    assert len(at.get("vega_lite_chart")) == 3 and len(at.get("image")) == 2  # 2 curves, matrix; two grids
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 10  # per-class scores
 
     at.switch_page("pages/compare.py").run()

@@ -80,10 +80,15 @@ def test_confusion_matrix_axes_name_fashion_classes_and_keep_digit_indices():
 
 
 def test_learning_curves_dash_train_so_it_shows_under_the_test_curve():
-    from ui.charts import learning_curves_chart
+    from ui.charts import learning_curves_charts
 
     history = [EpochResult(e, 0.5, 0.9, 0.5, 0.9, 0.6, 0.8) for e in (1, 2)]  # train and test identical
-    enc = learning_curves_chart(history).to_dict()["spec"]["encoding"]
+    loss, accuracy = (c.to_dict() for c in learning_curves_charts(history))
+    for spec, metric in ((loss, "loss"), (accuracy, "accuracy")):
+        values = spec["datasets"][spec["data"]["name"]]
+        assert {v["metric"] for v in values} == {metric} and len(values) == 2 * 3  # 2 epochs x 3 splits
+        assert "width" not in spec  # it fills its column instead of overflowing a narrow window
+    enc = loss["encoding"]
     dash = dict(zip(enc["strokeDash"]["scale"]["domain"], enc["strokeDash"]["scale"]["range"]))
     assert set(dash) == {"train", "validation", "test"}
     assert dash["test"] == [1, 0] and dash["train"] != dash["test"] != dash["validation"]  # test solid, others not

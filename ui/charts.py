@@ -16,7 +16,8 @@ CM_SELECTION = "cell"  # the confusion matrix's click selection
 
 SPLIT_DASHES = {"train": [6, 3], "validation": [2, 2], "test": [1, 0]}  # test solid, on every chart
 SPLIT_SHAPES = {"train": "square", "validation": "triangle-up", "test": "circle"}
-SPLIT_LEGEND = alt.Legend(symbolType="stroke", symbolStrokeWidth=2.5, symbolSize=400)  # a line sample per split
+SPLIT_LEGEND = alt.Legend(title=None, symbolType="stroke", symbolStrokeWidth=2.5, symbolSize=400, orient="bottom",
+                          direction="horizontal")  # a line sample per split, under the chart
 
 
 def split_scale(splits, styles: dict = SPLIT_COLORS) -> alt.Scale:
@@ -37,19 +38,24 @@ def history_frame(history: list[EpochResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["epoch", "split", "metric", "value"])
 
 
-def learning_curves_chart(history: list[EpochResult]) -> alt.FacetChart:
-    """Loss and accuracy side by side, coloured and dashed by split (so a train curve under the test one shows)."""
+def learning_curves_charts(history: list[EpochResult]) -> tuple[alt.Chart, alt.Chart]:
+    """Loss and accuracy as two charts, each to fill a column (a facet has a fixed width and overflows a laptop
+    window). Coloured and dashed by split, so a train curve under the test one shows; each has the legend under it,
+    so their plots are the same size.
+    """
     df = history_frame(history)
-    base = alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
-        color=alt.Color("split:N", scale=split_scale(df.split), title="split", legend=SPLIT_LEGEND),
-        strokeDash=alt.StrokeDash("split:N", scale=split_scale(df.split, SPLIT_DASHES), title="split",
-                                  legend=SPLIT_LEGEND),
-        tooltip=["epoch:Q", "split:N", "metric:N", alt.Tooltip("value:Q", format=".4f")],
-    ).properties(width=300, height=240)
-    return base.facet(column=alt.Column("metric:N", title=None, sort=["loss", "accuracy"])).resolve_scale(
-        y="independent")
+
+    def curve(metric: str, legend: alt.Legend) -> alt.Chart:
+        return alt.Chart(df[df.metric == metric]).mark_line(point=True).encode(
+            x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
+            color=alt.Color("split:N", scale=split_scale(df.split), title="split", legend=legend),
+            strokeDash=alt.StrokeDash("split:N", scale=split_scale(df.split, SPLIT_DASHES), title="split",
+                                      legend=legend),
+            tooltip=["epoch:Q", "split:N", alt.Tooltip("value:Q", title=metric, format=".4f")],
+        ).properties(height=320)  # in all: axes and legend included
+
+    return curve("loss", SPLIT_LEGEND), curve("accuracy", SPLIT_LEGEND)
 
 
 def confusion_frame(y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[str, ...]) -> pd.DataFrame:
@@ -93,7 +99,7 @@ def confusion_matrix_chart(df: pd.DataFrame, normalized: bool) -> alt.LayerChart
         text=alt.Text(f"{field}:Q", format=".0%" if normalized else "d"),
         color=alt.condition("datum.dark", alt.value("white"), alt.value("black")),
     )
-    return (rect + text).properties(width=460, height=460)
+    return (rect + text).properties(height=440)  # as wide as its column
 
 
 def compare_frame(runs: list, metric: str) -> pd.DataFrame:

@@ -73,7 +73,7 @@ def page() -> None:
 
 def runs_overview() -> None:
     """The table, the overlaid curves and the downloads: a fragment, redrawn every few seconds while runs train."""
-    if state.became_idle(state.COMPARE_WAS_BUSY):
+    if state.became_idle():
         st.rerun()  # the whole app: the sidebar unlocks, the downloads appear and the polling stops
     runs = state.runs()
     if not runs:

@@ -27,7 +27,7 @@ def grid(data, idx: np.ndarray, pred: np.ndarray, cols: int = 5):
 def watch_runs() -> None:
     """A fragment with no output, polling while runs train: when the last one ends, the whole app reruns, so the
     sidebar unlocks and the views below show the finished run."""
-    if state.became_idle(state.RESULTS_WAS_BUSY):
+    if state.became_idle():
         st.rerun()
 
 

@@ -87,7 +87,7 @@ def epoch_numbers(run: TrainingRun) -> None:
 
 
 def live_controls() -> None:
-    if state.became_idle(state.TRAIN_WAS_BUSY):
+    if state.became_idle():
         st.rerun()  # the whole app: the sidebar unlocks and the curves show the last epoch
     run = state.active_run()
     controls(run)

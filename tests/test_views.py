@@ -1,6 +1,7 @@
-"""What the pages draw: digit mosaics whose captions stay under their own image, and a Compare chart
-whose legend tells the splits and the runs apart."""
+"""What the pages draw: digit mosaics whose captions stay under their own image, charts whose legends tell
+splits and runs apart, confusion-matrix axes that name the classes."""
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,7 +9,7 @@ from PIL import ImageFont
 
 from engine import EpochResult
 from engine.data import FASHION_CLASSES
-from ui.charts import compare_chart
+from ui.charts import class_label_expr, compare_chart, confusion_frame, confusion_matrix_chart, learning_curves_charts
 from ui.mosaic import caption_lines, mosaic
 
 CELL, PAD = 84, 4
@@ -62,10 +63,6 @@ def test_compare_chart_legend_tells_splits_and_runs_apart():
 
 
 def test_confusion_matrix_axes_name_fashion_classes_and_keep_digit_indices():
-    import json
-
-    from ui.charts import class_label_expr, confusion_frame, confusion_matrix_chart
-
     t, p = np.array([0, 6, 6, 2]), np.array([0, 2, 6, 2])
     fashion = confusion_matrix_chart(confusion_frame(t, p, FASHION_CLASSES), normalized=False).to_dict()
     x_axis = fashion["layer"][0]["encoding"]["x"]["axis"]
@@ -80,8 +77,6 @@ def test_confusion_matrix_axes_name_fashion_classes_and_keep_digit_indices():
 
 
 def test_learning_curves_dash_train_so_it_shows_under_the_test_curve():
-    from ui.charts import learning_curves_charts
-
     history = [EpochResult(e, 0.5, 0.9, 0.5, 0.9, 0.6, 0.8) for e in (1, 2)]  # train and test identical
     loss, accuracy = (c.to_dict() for c in learning_curves_charts(history))
     for spec, metric in ((loss, "loss"), (accuracy, "accuracy")):

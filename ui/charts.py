@@ -12,8 +12,6 @@ from engine import EpochResult
 
 SPLIT_COLORS = {"train": "#1f77b4", "validation": "#ff7f0e", "test": "#2ca02c"}
 CM_SELECTION = "cell"  # the confusion matrix's click selection
-
-
 SPLIT_DASHES = {"train": [6, 3], "validation": [2, 2], "test": [1, 0]}  # test solid, on every chart
 SPLIT_SHAPES = {"train": "square", "validation": "triangle-up", "test": "circle"}
 SPLIT_LEGEND = alt.Legend(title=None, symbolType="stroke", symbolStrokeWidth=2.5, symbolSize=400, orient="bottom",
@@ -45,17 +43,17 @@ def learning_curves_charts(history: list[EpochResult]) -> tuple[alt.Chart, alt.C
     """
     df = history_frame(history)
 
-    def curve(metric: str, legend: alt.Legend) -> alt.Chart:
+    def curve(metric: str) -> alt.Chart:
         return alt.Chart(df[df.metric == metric]).mark_line(point=True).encode(
             x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False)),
-            color=alt.Color("split:N", scale=split_scale(df.split), title="split", legend=legend),
+            color=alt.Color("split:N", scale=split_scale(df.split), title="split", legend=SPLIT_LEGEND),
             strokeDash=alt.StrokeDash("split:N", scale=split_scale(df.split, SPLIT_DASHES), title="split",
-                                      legend=legend),
+                                      legend=SPLIT_LEGEND),
             tooltip=["epoch:Q", "split:N", alt.Tooltip("value:Q", title=metric, format=".4f")],
         ).properties(height=320)  # in all: axes and legend included
 
-    return curve("loss", SPLIT_LEGEND), curve("accuracy", SPLIT_LEGEND)
+    return curve("loss"), curve("accuracy")
 
 
 def confusion_frame(y_true: np.ndarray, y_pred: np.ndarray, class_names: tuple[str, ...]) -> pd.DataFrame:

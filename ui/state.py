@@ -19,10 +19,7 @@ CONFIG_LABEL = "config_label"  # the preset's name, "<preset> (modified)" once e
 # Runs
 RUNS = "runs"  # list[TrainingRun], oldest first
 ACTIVE_RUN = "active_run"  # id of the run the Train page follows
-# Whether a page's live view saw a run in progress when it last looked (see became_idle)
-TRAIN_WAS_BUSY = "train_was_busy"
-RESULTS_WAS_BUSY = "results_was_busy"
-COMPARE_WAS_BUSY = "compare_was_busy"
+WAS_BUSY = "was_busy"  # a run was in progress when a live view last looked (see became_idle)
 UPLOADED_FILES = "uploaded_files"  # upload file id -> id of the run loaded from it
 
 # Page widgets
@@ -72,13 +69,14 @@ def any_run_in_progress() -> bool:
     return any(r.in_progress for r in runs())
 
 
-def became_idle(key: str) -> bool:
-    """True once, when no run is in progress any more though one was at this view's last look (kept in `key`).
+def became_idle() -> bool:
+    """True once, when no run is in progress any more though one was at a live view's last look.
 
     Views that poll while runs train (fragments) call it on every redraw and then rerun the whole app:
-    the sidebar unlocks, the page shows the finished runs and stops polling.
+    the sidebar unlocks, the page shows the finished runs and stops polling. One page shows at a time,
+    so one flag serves them all.
     """
     busy = any_run_in_progress()
-    was_busy = st.session_state.get(key, False)
-    st.session_state[key] = busy
+    was_busy = st.session_state.get(WAS_BUSY, False)
+    st.session_state[WAS_BUSY] = busy
     return was_busy and not busy

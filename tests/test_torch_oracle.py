@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from engine import PRESETS, TrainConfig, build_model, train  # noqa: E402
+from engine import PRESETS, TrainConfig, TrainingDiverged, build_model, train  # noqa: E402
 from engine.layers import Dropout, LeakyReLU, Linear, ReLU, Sigmoid, Tanh  # noqa: E402
 from engine.losses import make_loss  # noqa: E402
 from engine.optim import SGD, Adam, Momentum  # noqa: E402
@@ -169,13 +169,13 @@ def test_cuda_graph_steps_equal_eager_steps(mnist, preset):
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_cuda_graph_captures_the_fused_kernels(optimizer):
     """Capture must succeed: a refused capture falls back to eager steps, correct but ~13x slower."""
-    from engine.backends.torch_backend import TorchMLP, TrainStep
+    from engine.backends.torch_backend import TorchMLP, TrainStep, with_ones
 
     cfg = TrainConfig(hidden_sizes=(32,), optimizer=optimizer, batch_size=16, l2=1e-4)
     device = torch.device("cuda")
     net = TorchMLP(cfg, build_model(cfg, 20, 10), device)
-    X, Y = torch.randn(64, 20, device=device), torch.randint(0, 10, (64,), device=device)
-    step = TrainStep(net, cfg, X, Y, use_graph=True)
+    X1 = with_ones(np.random.default_rng(0).normal(size=(64, 20)), device)
+    step = TrainStep(net, cfg, X1, torch.randint(0, 10, (64,), device=device), use_graph=True)
     assert step.graph is not None
     before = [p.detach().clone() for p in net.parameters()]
     step(torch.arange(16, device=device))
@@ -223,6 +223,43 @@ def test_torch_backend_never_imports_the_compiler_stack():
             "print(sorted(m for m in sys.modules if m.startswith(('torch._dynamo', 'torch._inductor'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("output, loss", [("sigmoid", "mse"), ("softmax", "mse"), ("linear", "mse"),
+                                          ("softmax", "cross_entropy"), ("sigmoid", "cross_entropy")])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])
+def test_backprop_gradients_equal_autograd(activation, output, loss, dropout, rng):
+    """The backend's hand-written backward pass against autograd's, on a short batch with a repeated row."""
+    from engine.backends.torch_backend import Backprop, TorchMLP, with_ones
+
+    cfg = TrainConfig(hidden_sizes=(7, 5), activation=activation, output=output, loss=loss, dropout=dropout,
+                      batch_size=8, init="xavier")
+    cpu = torch.device("cpu")
+    net = TorchMLP(cfg, build_model(cfg, 6, 4), cpu)
+    X1, Y = with_ones(rng.normal(size=(11, 6)), cpu), torch.tensor(rng.integers(0, 4, 11))
+    sel = torch.tensor([3, 0, 7, 7, 10])  # 5 rows of a batch of 8: the last, short batch of an epoch
+    backprop = Backprop(net, cfg, X1, torch.eye(4)[Y], batch=8)
+    net.gen.manual_seed(5)
+    backprop(sel)
+    ours = [p.grad.clone() for p in net.parameters()]
+    for p in net.parameters():
+        p.grad = None
+    net.gen.manual_seed(5)  # the same dropout masks
+    net.loss(net.forward(X1[sel][:, :6], train=True), Y[sel]).backward()
+    for a, p in zip(ours, net.parameters()):
+        torch.testing.assert_close(a, p.grad, rtol=1e-5, atol=1e-6)
+    assert any(a.abs().max() > 1e-3 for a in ours)
+
+
+def test_torch_backend_divergence_keeps_the_last_finite_weights(digits):
+    cfg = TrainConfig(dataset="digits", hidden_sizes=(32,), activation="relu", output="linear", loss="mse",
+                      learning_rate=5.0, batch_size=16, epochs=5, init="he", backend="torch", device="cpu")
+    model = build_model(cfg, 64, 10)
+    with pytest.raises(TrainingDiverged, match="learning rate") as info:
+        list(train(cfg, digits, model=model))
+    assert info.value.epoch == len(info.value.history) + 1
+    assert all(np.isfinite(lin.params["W"]).all() for lin in model.linears)
 
 
 @pytest.mark.parametrize("preset", ["keras-mlp", "pytorch-mlp"])

@@ -179,7 +179,7 @@ def main(argv=None) -> int:
         for r in rows:
             def fmt(v, spec):
                 return format(v, spec) if v is not None else format("-", f">{spec.split('.')[0]}")
-            print(f"{r['preset']:20} {r['backend']:18} {r['epoch_s']:8.3f} {fmt(r['ratio'], '6.2f')} "
+            print(f"{r['preset']:20} {r['backend']:19} {r['epoch_s']:8.3f} {fmt(r['ratio'], '6.2f')} "
                   f"{r['gflops']:8.1f} {fmt(r['pct_peak'], '6.0f')} {fmt(r['eval_s'], '7.3f')} "
                   f"{fmt(r['eval_ratio'], '6.2f')}")
     return 0

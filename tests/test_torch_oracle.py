@@ -187,19 +187,24 @@ def test_cuda_graph_captures_the_fused_kernels(optimizer):
     ("momentum", lambda groups: torch.optim.SGD(groups, lr=0.1, momentum=0.8, foreach=False)),
     ("adam", lambda groups: torch.optim.Adam(groups, lr=0.1, betas=(0.8, 0.95), foreach=False)),
 ])
-def test_fused_optimizer_matches_torch_optim(optimizer, theirs, rng):
-    """The backend calls PyTorch's fused kernels itself; torch.optim's plain loop is the reference."""
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+@pytest.mark.parametrize("pieces", [1, 5])
+def test_fused_optimizer_matches_torch_optim(optimizer, theirs, pieces, l2, rng):
+    """The backend calls PyTorch's fused kernels itself (on a GPU with tensors cut into row blocks);
+    torch.optim's plain loop is the reference."""
     from types import SimpleNamespace
 
     from engine.backends.torch_backend import FusedOptimizer
 
-    cfg = TrainConfig(optimizer=optimizer, learning_rate=0.1, momentum=0.8, betas=(0.8, 0.95), l2=0.05)
+    cfg = TrainConfig(optimizer=optimizer, learning_rate=0.1, momentum=0.8, betas=(0.8, 0.95), l2=l2)
     shapes = [(6, 4), (4, 3)], [(4,), (3,)]
-    ours = SimpleNamespace(weights=[torch.tensor(rng.normal(size=s), dtype=torch.float32) for s in shapes[0]],
-                           biases=[torch.tensor(rng.normal(size=s), dtype=torch.float32) for s in shapes[1]])
-    ref = [p.clone() for p in ours.weights + ours.biases]
-    opt = FusedOptimizer(cfg, ours)
-    ref_opt = theirs([{"params": ref[:2], "weight_decay": 0.05}, {"params": ref[2:], "weight_decay": 0.0}])
+    ours = SimpleNamespace(weights=[torch.tensor(rng.normal(size=s), dtype=torch.float32, requires_grad=True)
+                                    for s in shapes[0]],
+                           biases=[torch.tensor(rng.normal(size=s), dtype=torch.float32, requires_grad=True)
+                                   for s in shapes[1]])
+    ref = [p.detach().clone().requires_grad_() for p in ours.weights + ours.biases]
+    opt = FusedOptimizer(cfg, ours, pieces=pieces)
+    ref_opt = theirs([{"params": ref[:2], "weight_decay": l2}, {"params": ref[2:], "weight_decay": 0.0}])
     for _ in range(6):
         for p, q in zip(ours.weights + ours.biases, ref):
             p.grad = torch.tensor(rng.normal(size=p.shape), dtype=torch.float32)
@@ -208,8 +213,30 @@ def test_fused_optimizer_matches_torch_optim(optimizer, theirs, rng):
         ref_opt.step()
     for p, q in zip(ours.weights + ours.biases, ref):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert sum(len(lists["params"]) for lists in opt._lists[1]) == (4 if pieces == 1 else 3 + 2 + 1 + 1)
     opt.reset()
     assert all(v.abs().max().item() == 0 for state in opt.state.values() for v in state.values())
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_fused_optimizer_in_pieces_gives_the_same_update(optimizer, rng):
+    from types import SimpleNamespace
+
+    from engine.backends.torch_backend import FusedOptimizer
+
+    cfg = TrainConfig(optimizer=optimizer, learning_rate=0.1, momentum=0.8)
+    nets = [SimpleNamespace(weights=[torch.ones(50, 30), torch.ones(30, 10)], biases=[torch.ones(30), torch.ones(10)])
+            for _ in range(2)]
+    opts = [FusedOptimizer(cfg, nets[0]), FusedOptimizer(cfg, nets[1], pieces=16)]
+    for _ in range(3):
+        grads = [torch.tensor(rng.normal(size=p.shape), dtype=torch.float32) for p in nets[0].weights + nets[0].biases]
+        for net, opt in zip(nets, opts):
+            for p, g in zip(net.weights + net.biases, grads):
+                p.grad = g.clone()
+            opt.step()
+    for p, q in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)  # a vector lane's fused multiply-add, at most
+    assert sum(len(lists["params"]) for lists in opts[1]._lists[1]) > 10
 
 
 def test_torch_backend_never_imports_the_compiler_stack():

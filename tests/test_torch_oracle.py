@@ -155,23 +155,24 @@ def test_asking_for_cuda_without_a_gpu_explains(mnist):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
-@pytest.mark.parametrize("preset", ["notebook-mse", "keras-mlp"])
-def test_cuda_graph_steps_equal_eager_steps(mnist, preset):
+@pytest.mark.parametrize("preset, dropout", [("notebook-mse", 0.0), ("keras-mlp", 0.0), ("keras-mlp", 0.3)])
+def test_cuda_graph_steps_equal_eager_steps(mnist, preset, dropout):
+    """With dropout too: a replay must draw fresh masks, the ones an eager step draws."""
     from engine.backends.torch_backend import torch_train
 
-    cfg = PRESETS[preset].config.replace(epochs=2, train_limit=3050, backend="torch", device="cuda")
+    cfg = PRESETS[preset].config.replace(epochs=2, train_limit=3050, backend="torch", device="cuda", dropout=dropout)
     graphed = [r.train_loss for r in torch_train(cfg, mnist, cuda_graphs=True)]
     eager = [r.train_loss for r in torch_train(cfg, mnist, cuda_graphs=False)]
     assert graphed == pytest.approx(eager, rel=1e-5)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
-def test_cuda_graph_captures_the_fused_kernels(optimizer):
-    """Capture must succeed: a refused capture falls back to eager steps, correct but ~13x slower."""
+@pytest.mark.parametrize("optimizer, dropout", [("sgd", 0.0), ("momentum", 0.0), ("adam", 0.0), ("adam", 0.3)])
+def test_cuda_graph_captures_the_fused_kernels(optimizer, dropout):
+    """Capture must succeed: a refused capture falls back to eager steps, correct but ~5x slower."""
     from engine.backends.torch_backend import TorchMLP, TrainStep, with_ones
 
-    cfg = TrainConfig(hidden_sizes=(32,), optimizer=optimizer, batch_size=16, l2=1e-4)
+    cfg = TrainConfig(hidden_sizes=(32,), optimizer=optimizer, batch_size=16, l2=1e-4, dropout=dropout)
     device = torch.device("cuda")
     net = TorchMLP(cfg, build_model(cfg, 20, 10), device)
     X1 = with_ones(np.random.default_rng(0).normal(size=(64, 20)), device)

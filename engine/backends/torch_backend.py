@@ -322,12 +322,19 @@ class TrainStep:
             self._body(sel)
 
     def _capture(self) -> torch.cuda.CUDAGraph | None:
-        """Capture one step; if this GPU or PyTorch build refuses, steps run eagerly instead."""
+        """Capture one step; if this GPU or PyTorch build refuses, steps run eagerly instead.
+
+        Dropout's generator is registered with the graph, so each replay draws new masks, the
+        same ones the eager steps would draw: its state is put back after the warm-up too.
+        """
         params = self.net.parameters()
         saved = [p.detach().clone() for p in params]
+        rng_state = self.net.gen.get_state()
         self.static_sel = torch.arange(self.batch_size, device=self.X1.device)
         graph = torch.cuda.CUDAGraph()
         try:
+            if self.net.cfg.dropout > 0:
+                graph.register_generator_state(self.net.gen)
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
@@ -336,7 +343,7 @@ class TrainStep:
             torch.cuda.current_stream().wait_stream(side)
             with torch.cuda.graph(graph):
                 self._body(self.static_sel)
-        except RuntimeError:
+        except (RuntimeError, AttributeError):  # AttributeError: a PyTorch without register_generator_state
             graph = None
         with torch.no_grad():  # undo the warm-up: back to the initial weights and a fresh optimizer
             for p, v in zip(params, saved):
@@ -344,13 +351,14 @@ class TrainStep:
                 if p.grad is not None:
                     p.grad.zero_()
             self.optimizer.reset()
+        self.net.gen.set_state(rng_state)
         return graph
 
 
 def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, should_stop: ShouldStop | None = None,
                 on_batch: OnBatch | None = None, cuda_graphs: bool | None = None,
                 torch_optim: bool = False) -> Iterator[EpochResult]:
-    """Same contract as engine.train.numpy_train; cuda_graphs=None uses them on CUDA when there is no dropout.
+    """Same contract as engine.train.numpy_train; cuda_graphs=None uses them on CUDA.
 
     torch_optim=True steps with torch.optim instead of calling its kernels (the benchmarks' reference).
     """
@@ -368,7 +376,7 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
     if splits.x_val is not None:
         evals["val"] = (put(splits.x_val), put(splits.y_val))
     if cuda_graphs is None:
-        cuda_graphs = device.type == "cuda" and cfg.dropout == 0
+        cuda_graphs = device.type == "cuda"
     step = TrainStep(net, cfg, X1, Y, use_graph=cuda_graphs, torch_optim=torch_optim)
     probe = splits.x_test[:512]
     history: list[EpochResult] = []

@@ -2,6 +2,7 @@
 
     python bench/run.py                          # every preset, CPU rows (+ CUDA rows when a GPU is there)
     python bench/run.py --presets keras-mlp --epochs 3 --repeats 1 --json
+    python bench/run.py --presets keras-mlp,pytorch-mlp --dropout 0.2   # the presets with dropout
 
 Ratios are NumPy time / PyTorch CPU time for the same config, batch order and initial weights
 (medians over the timed epochs); below 1 the engine is faster. The reference, `torch-cpu`, steps
@@ -131,6 +132,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per run (one more warms up)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats of the evaluation timing")
     parser.add_argument("--no-torch", action="store_true", help="time the NumPy engine alone")
+    parser.add_argument("--dropout", type=float, default=None, help="train every preset with this dropout")
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.presets.split(",") if n.strip()]
@@ -154,6 +156,8 @@ def main(argv=None) -> int:
     rows = []
     for name in names:
         cfg = PRESETS[name].config
+        if args.dropout is not None:
+            cfg = cfg.replace(dropout=args.dropout)
         n = len(data.y_train)
         flops = epoch_flops(cfg, n, data.n_features, data.n_classes)
         ev_flops = eval_flops(cfg, n + len(data.y_test), data.n_features, data.n_classes)

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import interleaved_epoch_times  # noqa: E402
 from engine import PRESETS, load_dataset  # noqa: E402
+from engine.config import n_parameters  # noqa: E402
 from engine.parallel import available_cores  # noqa: E402
 from engine.train import numpy_train  # noqa: E402
 
@@ -47,10 +48,8 @@ def main(argv=None) -> int:
         run_fns = {n: lambda c, d, n=n: numpy_train(c, d, workers=n) for n in (1, workers)}
         times = interleaved_epoch_times(cfg, run_fns, data, args.epochs)
         serial, shared = (statistics.median(times[n]) for n in (1, workers))
-        sizes = (784, *hidden, 10)
-        params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-        print(f"| {','.join(map(str, hidden))} | {batch} | {optimizer} | {params:,} | {serial:.3f} | {shared:.3f} "
-              f"| {shared / serial:.2f} |", flush=True)
+        print(f"| {','.join(map(str, hidden))} | {batch} | {optimizer} | {n_parameters(hidden):,} | {serial:.3f} "
+              f"| {shared:.3f} | {shared / serial:.2f} |", flush=True)
     return 0
 
 

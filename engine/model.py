@@ -37,6 +37,10 @@ class MLP:
 
     def __init__(self, layers: list[Layer], loss: Loss, config: TrainConfig | None = None) -> None:
         self.layers, self.loss, self.config = layers, loss, config
+        # While a NumPy training leaves out input columns that are zero in all its rows, it trains
+        # the first layer's other rows in a separate array: (those columns, that array). See
+        # engine.train.TrimmedInputs; get_weights() merges it in.
+        self.live_rows: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def linears(self) -> list[Linear]:
@@ -102,7 +106,12 @@ class MLP:
         return x.astype(self.dtype, copy=False)
 
     def get_weights(self) -> list[np.ndarray]:
-        return [p for p, _ in self.parameters()]
+        """Copies of the parameters in layer order, up to date even in the middle of a training."""
+        arrays = [p.copy() for p, _ in self.parameters()]
+        if self.live_rows is not None:
+            live, W = self.live_rows
+            arrays[0][live] = W
+        return arrays
 
     def set_weights(self, arrays: list[np.ndarray]) -> None:
         for (p, _), a in zip(self.parameters(), arrays, strict=True):
@@ -113,7 +122,7 @@ class MLP:
     def save(self, path: str | Path) -> None:
         """Weights to .npz, with the config as JSON beside them inside the same file."""
         config = json.dumps(self.config.to_dict() if self.config else {})
-        np.savez(path, config=np.array(config), **self.named_parameters())
+        np.savez(path, config=np.array(config), **dict(zip(self.named_parameters(), self.get_weights())))
 
     def __repr__(self) -> str:
         return f"MLP({', '.join(map(repr, self.layers))}; {self.loss!r})"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from engine import PRESETS, EpochResult, TrainConfig, TrainingDiverged, build_model, load_model, train
+from engine.model import MLP
 from engine.train import batch_order, make_splits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,12 +41,11 @@ def test_batch_order_shuffles_and_keeps_the_last_partial_batch():
     assert np.concatenate(batches).tolist() != list(range(10))
 
 
-def test_every_example_is_seen_once_per_epoch(digits):
+def test_every_example_is_seen_once_per_epoch(digits, monkeypatch):
     seen = []
-    model = build_model(SMALL, 64, 10)
-    original = model.train_step_loss
-    model.train_step_loss = lambda x, t: seen.append(len(t)) or original(x, t)
-    next(train(SMALL.replace(batch_size=100), digits, model=model))
+    original = MLP.train_step_loss
+    monkeypatch.setattr(MLP, "train_step_loss", lambda self, x, t: seen.append(len(t)) or original(self, x, t))
+    next(train(SMALL.replace(batch_size=100), digits))
     assert sum(seen) == len(digits.y_train) and seen[-1] == len(digits.y_train) % 100
 
 

@@ -1,0 +1,116 @@
+"""Training without the input columns that are zero in every training row: the same training, less work.
+
+The reference is the same training with every column (`trim_inputs=False`): the trimmed one must
+match it up to float rounding, batch by batch, on one thread and on two, for every optimizer.
+"""
+
+import numpy as np
+import pytest
+
+from engine import PRESETS, TrainConfig, TrainingDiverged, build_model, load_model
+from engine.train import live_inputs, make_splits, numpy_train
+
+SMALL = PRESETS["keras-mlp"].config.replace(hidden_sizes=(100,), epochs=2, train_limit=1030, val_split=0.1)
+
+
+def test_mnist_training_leaves_out_its_67_blank_pixels_and_nothing_else(mnist):
+    blank = np.flatnonzero((mnist.x_train == 0).all(axis=0))  # from the raw uint8 pixels
+    assert len(blank) == 67
+    cfg = PRESETS["keras-mlp"].config
+    live = live_inputs(cfg, make_splits(cfg, mnist).x_train)
+    assert np.setdiff1d(np.arange(784), live).tolist() == blank.tolist()
+    # Standardized pixels (pytorch-mlp) are never zero; a subset has more blank pixels than all 60k.
+    assert live_inputs(PRESETS["pytorch-mlp"].config, make_splits(PRESETS["pytorch-mlp"].config, mnist).x_train) is None
+    assert len(live_inputs(SMALL, make_splits(SMALL, mnist).x_train)) < 717
+
+
+def test_l2_moves_the_weights_of_blank_pixels_so_it_keeps_every_column(mnist):
+    cfg = SMALL.replace(l2=1e-3, epochs=1)
+    x = make_splits(cfg, mnist).x_train
+    assert live_inputs(cfg, x) is None
+    blank = ~x.any(axis=0)
+    model, before = build_model(cfg, 784, 10), build_model(cfg, 784, 10).linears[0].params["W"]
+    list(numpy_train(cfg, mnist, model=model))
+    assert not np.allclose(model.linears[0].params["W"][blank], before[blank])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_trimmed_training_is_the_training_with_every_column(mnist, optimizer, workers):
+    cfg = SMALL.replace(optimizer=optimizer, learning_rate=0.05 if optimizer != "adam" else 1e-3)
+    x = make_splits(cfg, mnist).x_train
+    blank = ~x.any(axis=0)
+    models, histories, trimmed_during = [], [], []
+    for trim in (True, False):
+        model = build_model(cfg, 784, 10)
+        histories.append(list(numpy_train(cfg, mnist, model=model, workers=workers, trim_inputs=trim,
+                                          on_batch=lambda b, n, m=model: trimmed_during.append(m.live_rows))))
+        models.append(model)
+        assert model.live_rows is None  # nothing left over once training ends
+    n_batches = len(trimmed_during) // 2
+    assert all(r is not None and r[1].shape == (784 - blank.sum(), 100) for r in trimmed_during[:n_batches])
+    assert all(r is None for r in trimmed_during[n_batches:])
+    for key in ("train_loss", "val_loss", "test_loss"):
+        np.testing.assert_allclose([getattr(r, key) for r in histories[0]], [getattr(r, key) for r in histories[1]],
+                                   rtol=1e-4)
+    for name in ("grad_norm", "weight_std"):
+        np.testing.assert_allclose([s[name] for r in histories[0] for s in r.layer_stats],
+                                   [s[name] for r in histories[1] for s in r.layer_stats], rtol=1e-3)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    # The premise, on the run with every column: the blank pixels' weights never moved.
+    initial = build_model(cfg, 784, 10).linears[0].params["W"]
+    assert np.array_equal(models[1].linears[0].params["W"][blank], initial[blank])
+    assert np.array_equal(models[0].linears[0].params["W"][blank], initial[blank])
+
+
+def test_weights_read_in_the_middle_of_an_epoch_are_current(mnist, tmp_path):
+    """The app snapshots a model that is training (Results page) and may save it: both see every update."""
+    cfg = SMALL.replace(epochs=1)
+    seen = {}
+
+    def on_batch(b, n):
+        if b == 5:
+            seen["weights"] = model.get_weights()
+            seen["stale"] = model.linears[0].params["W"].copy()
+            model.save(tmp_path / "mid.npz")
+
+    model = build_model(cfg, 784, 10)
+    list(numpy_train(cfg, mnist, model=model, on_batch=on_batch))
+    reference = build_model(cfg, 784, 10)
+    stop = iter(range(4, -1, -1))  # should_stop is asked after each batch: True after the 5th
+    assert list(numpy_train(cfg, mnist, model=reference, trim_inputs=False, should_stop=lambda: not next(stop))) == []
+    for a, b in zip(seen["weights"], reference.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(seen["stale"], reference.linears[0].params["W"])  # the array itself lags: merged
+    for a, b in zip(load_model(tmp_path / "mid.npz").get_weights(), seen["weights"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_stopping_or_diverging_leaves_the_model_whole(mnist):
+    cfg = SMALL.replace(epochs=1)
+    stopped, reference = build_model(cfg, 784, 10), build_model(cfg, 784, 10)
+    for model, trim in ((stopped, True), (reference, False)):
+        calls = iter(range(3, -1, -1))
+        list(numpy_train(cfg, mnist, model=model, trim_inputs=trim, should_stop=lambda c=calls: not next(c)))
+    assert stopped.live_rows is None
+    np.testing.assert_allclose(stopped.linears[0].params["W"], reference.linears[0].params["W"], rtol=1e-4, atol=1e-6)
+
+    bad = TrainConfig(hidden_sizes=(32,), activation="relu", optimizer="sgd", learning_rate=50.0, batch_size=64,
+                      epochs=3, train_limit=640, output="linear", loss="mse")
+    model = build_model(bad, 784, 10)
+    with pytest.raises(TrainingDiverged):
+        list(numpy_train(bad, mnist, model=model))
+    assert model.live_rows is None
+
+
+def test_an_abandoned_training_hands_back_current_weights(mnist):
+    cfg = SMALL.replace(epochs=3)
+    model = build_model(cfg, 784, 10)
+    gen = numpy_train(cfg, mnist, model=model)
+    next(gen)
+    after_one = model.get_weights()
+    gen.close()  # the caller stops asking: the generator's cleanup runs
+    assert model.live_rows is None
+    for a, b in zip(model.get_weights(), after_one):
+        np.testing.assert_array_equal(a, b)

@@ -48,7 +48,8 @@ class Loss:
     def forward(self, z: np.ndarray, t: np.ndarray) -> float:
         raise NotImplementedError
 
-    def backward(self) -> np.ndarray:
+    def backward(self, scale: float = 1.0) -> np.ndarray:
+        """dL/dz times `scale` (a training loop may fold an optimizer's factor in: Optimizer.grad_scale)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -76,11 +77,11 @@ class SoftmaxCrossEntropy(Loss):
         s -= z_true
         return float(np.add.reduce(s)) / len(t)
 
-    def backward(self) -> np.ndarray:
-        n = len(self.t)
+    def backward(self, scale: float = 1.0) -> np.ndarray:
+        k = scale / len(self.t)
         g = self._buffer("g", self.output)
-        np.multiply(self.output, 1 / n, out=g)
-        g[self.rows, self.t] -= 1 / n
+        np.multiply(self.output, k, out=g)
+        g[self.rows, self.t] -= k
         return g
 
 
@@ -99,10 +100,10 @@ class SigmoidCrossEntropy(Loss):
         per_unit = np.maximum(z, 0) - z * T + np.log1p(np.exp(-np.abs(z)))
         return float(per_unit.sum() / len(t))
 
-    def backward(self) -> np.ndarray:
+    def backward(self, scale: float = 1.0) -> np.ndarray:
         g = self._buffer("g", self.output)
         np.subtract(self.output, self.T, out=g)
-        g /= len(self.T)
+        g *= scale / len(self.T)
         return g
 
 
@@ -133,9 +134,9 @@ class MeanSquaredError(Loss):
         self.diff = diff
         return float(np.vdot(diff, diff) / len(t))
 
-    def backward(self) -> np.ndarray:
+    def backward(self, scale: float = 1.0) -> np.ndarray:
         g = self.diff  # becomes dL/dz in place
-        g *= 2 / len(g)
+        g *= 2 * scale / len(g)
         y = self.output
         if self.output_name == "sigmoid":
             g *= y * (1 - y)

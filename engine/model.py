@@ -75,10 +75,13 @@ class MLP:
             if grad is None:
                 break
 
-    def train_step_loss(self, x: np.ndarray, t: np.ndarray) -> float:
-        """Forward, loss and backward for one batch; returns the batch loss."""
+    def train_step_loss(self, x: np.ndarray, t: np.ndarray, grad_scale: float = 1.0) -> float:
+        """Forward, loss and backward for one batch; returns the batch loss.
+
+        The grads are `grad_scale` times the gradient (see Optimizer.grad_scale).
+        """
         value = self.loss.forward(self.forward(x, train=True), t)
-        self.backward(self.loss.backward())
+        self.backward(self.loss.backward(grad_scale))
         return value
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:

@@ -5,6 +5,10 @@ Weight decay is L2 on weights only (arrays with 2 or more dimensions), added to 
 `step()` uses each gradient array as scratch space: gradients are consumed by the step.
 Every rule is elementwise, so a step can also be applied in parts (`begin_step()`, then
 `update_rows(i, rows)` over disjoint row ranges), which is how the parallel engine shares it out.
+
+Gradients may arrive already multiplied by a factor (`step(scaled_by=...)`): a training loop folds
+`grad_scale` into the loss gradient (MLP.train_step_loss), where it costs nothing. For SGD that is
+the learning rate, so its step is one pass, p -= g, instead of two.
 """
 
 from __future__ import annotations
@@ -29,10 +33,16 @@ class Optimizer:
         self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params_and_grads]
         self.steps = 0
 
-    def step(self) -> None:
+    @property
+    def grad_scale(self) -> float:
+        """The factor this rule's update wants its gradients multiplied by (see the module's docstring)."""
+        return 1.0
+
+    def step(self, scaled_by: float = 1.0) -> None:
+        """Update every parameter from its gradient, which is `scaled_by` times dL/dp."""
         self.begin_step()
         for (p, g), state in zip(self.params_and_grads, self.state):
-            self._apply(p, g, state)
+            self._apply(p, g, state, scaled_by)
 
     def begin_step(self) -> None:
         """Count the step and make any missing state, before `update_rows` calls (which may run in threads)."""
@@ -41,20 +51,23 @@ class Optimizer:
             if not state:
                 state.update(self.new_state(p))
 
-    def update_rows(self, i: int, rows: slice) -> None:
+    def update_rows(self, i: int, rows: slice, scaled_by: float = 1.0) -> None:
         """Apply this step's update to rows `rows` of parameter `i` (its first axis)."""
         p, g = self.params_and_grads[i]
-        self._apply(p[rows], g[rows], {k: v[rows] for k, v in self.state[i].items()})
+        self._apply(p[rows], g[rows], {k: v[rows] for k, v in self.state[i].items()}, scaled_by)
 
-    def _apply(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _apply(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray], scaled_by: float) -> None:
+        if scaled_by != self.grad_scale:
+            g *= self.grad_scale / scaled_by
         if self.weight_decay and p.ndim >= 2:
-            g += self.weight_decay * p
+            g += (self.weight_decay * self.grad_scale) * p
         self.update(p, g, state)
 
     def new_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
         return {}
 
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        """Apply the rule; `g` is grad_scale times the gradient (L2 included) and may be overwritten."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -62,10 +75,13 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """p -= lr * g."""
+    """p -= lr * g, with g arriving as lr * g where the training loop folds the rate in."""
+
+    @property
+    def grad_scale(self) -> float:
+        return self.lr
 
     def update(self, p, g, state):
-        g *= self.lr
         p -= g
 
 

@@ -271,9 +271,8 @@ class ParallelStep:
             b.rows, b.n_rows = rows, n
         net, part = self.nets[w], rows.stop - rows.start
         loss = net.loss.forward(net.forward(x[rows], train=True), t[rows])
-        grad = net.loss.backward()
-        grad *= part / n  # the loss is a mean over the whole batch, not over this worker's rows
-        net.backward(grad)
+        # The loss is a mean over the whole batch, not over this worker's rows; the optimizer's factor rides along
+        net.backward(net.loss.backward(self.optimizer.grad_scale * part / n))
         self.losses[w] = loss * part / n
 
     def _phase_b(self, w: int, job: tuple[np.ndarray, np.ndarray]) -> None:
@@ -286,10 +285,10 @@ class ParallelStep:
             delta = _whole([r[k].grad_out for r in self.replicas], n)
             rows = self._rows(lin.params["W"].shape[0], w)
             np.matmul(inputs[:, rows].T, delta, out=lin.grads["W"][rows])
-            self.optimizer.update_rows(i_w, rows)
+            self.optimizer.update_rows(i_w, rows, self.optimizer.grad_scale)
             if k % self.workers == w:
                 np.add.reduce(delta, axis=0, out=lin.grads["b"])
-                self.optimizer.update_rows(i_b, slice(None))
+                self.optimizer.update_rows(i_b, slice(None), self.optimizer.grad_scale)
 
 
 def _whole(views: list[np.ndarray], n: int) -> np.ndarray:

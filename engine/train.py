@@ -207,12 +207,14 @@ def _numpy_epochs(cfg: TrainConfig, model: MLP, net: MLP, trimmed: TrimmedInputs
     share = cpu_share()
     grad_norms = [0.0] * len(net.linears)
 
+    scale = optimizer.grad_scale  # folded into the loss gradient: SGD's step is then one pass
+
     def serial_step(xb: np.ndarray, yb: np.ndarray, last: bool) -> float:
-        loss = net.train_step_loss(xb, yb)
+        loss = net.train_step_loss(xb, yb, scale)
         if math.isfinite(loss):
             if last:  # the epoch's gradient statistics, before the optimizer overwrites the gradients
-                grad_norms[:] = [float(np.linalg.norm(lin.grads["W"])) for lin in net.linears]
-            optimizer.step()
+                grad_norms[:] = [float(np.linalg.norm(lin.grads["W"])) / scale for lin in net.linears]
+            optimizer.step(scale)
         return loss
 
     for epoch in range(1, cfg.epochs + 1):

@@ -65,3 +65,15 @@ def test_cross_entropy_stays_finite_for_extreme_logits():
     assert loss.forward(z, np.array([1])) == pytest.approx(2000.0)
     bce = make_loss("cross_entropy", "sigmoid")
     assert np.isfinite(bce.forward(np.array([[90.0, -90.0]], dtype=np.float32), np.array([1])))
+
+
+@pytest.mark.parametrize("output, loss", PAIRS)
+def test_a_scaled_loss_gradient_is_the_gradient_times_the_scale(output, loss):
+    """Training folds SGD's learning rate into the loss gradient: backward(scale) = scale * backward()."""
+    rng = np.random.default_rng(0)
+    z, t = rng.standard_normal((6, 10)), rng.integers(0, 10, 6)
+    plain, scaled = make_loss(loss, output), make_loss(loss, output)
+    plain.forward(z, t)
+    scaled.forward(z, t)
+    expected = 0.37 * plain.backward()
+    np.testing.assert_allclose(scaled.backward(0.37), expected, rtol=1e-12)

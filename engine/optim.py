@@ -7,8 +7,8 @@ Every rule is elementwise, so a step can also be applied in parts (`begin_step()
 `update_rows(i, rows)` over disjoint row ranges), which is how the parallel engine shares it out.
 
 Gradients may arrive already multiplied by a factor (`step(scaled_by=...)`): a training loop folds
-`grad_scale` into the loss gradient (MLP.train_step_loss), where it costs nothing. For SGD that is
-the learning rate, so its step is one pass, p -= g, instead of two.
+`grad_scale` into the loss gradient (MLP.train_step_loss), where it costs nothing. For SGD and
+momentum that is the learning rate, which saves each of them a pass: SGD's step is p -= g.
 """
 
 from __future__ import annotations
@@ -86,7 +86,11 @@ class SGD(Optimizer):
 
 
 class Momentum(Optimizer):
-    """Heavy ball, as torch.optim.SGD(momentum=mu): v = mu v + g; p -= lr v."""
+    """Heavy ball, as torch.optim.SGD(momentum=mu): v = mu v + g; p -= lr v.
+
+    The buffer is kept in units of lr (lr v = mu (lr v) + lr g), so with the rate folded into the
+    gradient a step is three passes, not four.
+    """
 
     def __init__(self, params_and_grads, lr, momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__(params_and_grads, lr, weight_decay)
@@ -94,15 +98,18 @@ class Momentum(Optimizer):
             raise ValueError(f"Invalid momentum: {momentum} (use a number in [0, 1))")
         self.momentum = momentum
 
+    @property
+    def grad_scale(self) -> float:
+        return self.lr
+
     def new_state(self, p):
         return {"momentum_buffer": np.zeros_like(p)}  # mu * 0 + g is the first step's "buffer = g" exactly
 
     def update(self, p, g, state):
-        v = state["momentum_buffer"]
+        v = state["momentum_buffer"]  # lr v
         v *= self.momentum
         v += g
-        np.multiply(v, self.lr, out=g)
-        p -= g
+        p -= v
 
 
 class Adam(Optimizer):

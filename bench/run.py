@@ -101,9 +101,8 @@ def interleaved_epoch_times(cfg, run_fns: dict, data, epochs: int) -> dict[str, 
     return times
 
 
-def eval_functions(cfg, data, backends: list[str]) -> dict:
+def eval_functions(cfg, data, splits, backends: list[str]) -> dict:
     """A function per backend that evaluates the 60k training and 10k test rows once."""
-    splits = make_splits(cfg, data)
     model = build_model(cfg, data.n_features, data.n_classes)
     fns = {"numpy": lambda: (model.evaluate(splits.x_train, splits.y_train),
                              model.evaluate(splits.x_test, splits.y_test))}
@@ -167,12 +166,13 @@ def main(argv=None) -> int:
         if args.dropout is not None:
             cfg = cfg.replace(dropout=args.dropout)
         n = len(data.y_train)
-        live = live_inputs(cfg, make_splits(cfg, data).x_train)
+        splits = make_splits(cfg, data)
+        live = live_inputs(cfg, splits.x_train)
         ev_flops = eval_flops(cfg, n + len(data.y_test), data.n_features, data.n_classes)
         run_fns = runners(cfg, torch, cuda, trims=live is not None)
         timings = {backend: statistics.median(ts)
                    for backend, ts in interleaved_epoch_times(cfg, run_fns, data, args.epochs).items()}
-        evals = interleaved_eval_times(eval_functions(cfg, data, list(run_fns)), args.repeats)
+        evals = interleaved_eval_times(eval_functions(cfg, data, splits, list(run_fns)), args.repeats)
         for backend, seconds in timings.items():
             n_inputs = len(live) if live is not None and backend == "numpy" else data.n_features
             flops = epoch_flops(cfg, n, n_inputs, data.n_classes)

@@ -181,7 +181,6 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
     what was measured to pay. `trim_inputs`: leave out input columns that are zero in every
     training row, where that changes nothing but float rounding (see `live_inputs`).
     """
-    workers_asked = workers
     splits = splits or make_splits(cfg, data)
     model = model or build_model(cfg, data.n_features, data.n_classes)
     live = live_inputs(cfg, splits.x_train) if trim_inputs else None
@@ -189,16 +188,6 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
     if trimmed is not None:  # the training rows without the dead columns; the full ones are not needed
         splits = replace(splits, x_train=splits.x_train.take(live, axis=1))
     net = trimmed.model if trimmed is not None else model  # the network the batches train
-    try:
-        yield from _numpy_epochs(cfg, model, net, trimmed, splits, should_stop, on_batch, workers_asked)
-    finally:
-        if trimmed is not None:
-            trimmed.close()
-
-
-def _numpy_epochs(cfg: TrainConfig, model: MLP, net: MLP, trimmed: TrimmedInputs | None, splits: Splits,
-                  should_stop: ShouldStop | None, on_batch: OnBatch | None,
-                  workers_asked: int | None) -> Iterator[EpochResult]:
     optimizer = make_optimizer(cfg, net)
     rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])
     X, Y = splits.x_train, splits.y_train
@@ -206,7 +195,6 @@ def _numpy_epochs(cfg: TrainConfig, model: MLP, net: MLP, trimmed: TrimmedInputs
     probe = splits.x_test[:512]
     share = cpu_share()
     grad_norms = [0.0] * len(net.linears)
-
     scale = optimizer.grad_scale  # folded into the loss gradient: SGD's step is then one pass
 
     def serial_step(xb: np.ndarray, yb: np.ndarray, last: bool) -> float:
@@ -217,38 +205,42 @@ def _numpy_epochs(cfg: TrainConfig, model: MLP, net: MLP, trimmed: TrimmedInputs
             optimizer.step(scale)
         return loss
 
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        batches = batch_order(rng, len(Y), cfg.batch_size)
-        with share.training(), np.errstate(over="ignore", invalid="ignore"):  # blow-ups: TrainingDiverged
-            workers = parallel_workers(net, optimizer, cfg.batch_size, share.workers(), workers_asked)
-            parallel = workers > 1
-            with ExitStack() as stack:
-                if parallel:
-                    stack.enter_context(share.parallel_loop())
-                    step = stack.enter_context(ParallelStep(net, optimizer, workers))
-                for b, idx in enumerate(batches, 1):
-                    xb, yb, last = X[idx], Y[idx], b == len(batches)  # fancy indexing: faster than np.take
-                    if parallel and not last:
-                        loss = step.step(xb, yb)
-                    elif parallel:
-                        loss = step.run_serial(serial_step, xb, yb, True)
-                    else:
-                        loss = serial_step(xb, yb, last)
-                    if not math.isfinite(loss):
-                        raise _diverged(cfg, history, epoch, b)
-                    if on_batch is not None:
-                        on_batch(b, len(batches))
-                    if should_stop is not None and should_stop():
-                        return
-            t1 = time.perf_counter()
-            if trimmed is not None:
-                trimmed.sync()
-            result = evaluate_epoch(model, splits, epoch, t1 - t0, probe, t1, grad_norms, train_model=net)
-        if not all(math.isfinite(v) for v in (result.train_loss, result.test_loss)):
-            raise _diverged(cfg, history, epoch, len(batches))
-        history.append(result)
-        yield result
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            batches = batch_order(rng, len(Y), cfg.batch_size)
+            with share.training(), np.errstate(over="ignore", invalid="ignore"):  # blow-ups: TrainingDiverged
+                n_workers = parallel_workers(net, optimizer, cfg.batch_size, share.workers(), workers)
+                parallel = n_workers > 1
+                with ExitStack() as stack:
+                    if parallel:
+                        stack.enter_context(share.parallel_loop())
+                        step = stack.enter_context(ParallelStep(net, optimizer, n_workers))
+                    for b, idx in enumerate(batches, 1):
+                        xb, yb, last = X[idx], Y[idx], b == len(batches)  # fancy indexing: faster than np.take
+                        if parallel and not last:
+                            loss = step.step(xb, yb)
+                        elif parallel:
+                            loss = step.run_serial(serial_step, xb, yb, True)
+                        else:
+                            loss = serial_step(xb, yb, last)
+                        if not math.isfinite(loss):
+                            raise _diverged(cfg, history, epoch, b)
+                        if on_batch is not None:
+                            on_batch(b, len(batches))
+                        if should_stop is not None and should_stop():
+                            return
+                t1 = time.perf_counter()
+                if trimmed is not None:
+                    trimmed.sync()
+                result = evaluate_epoch(model, splits, epoch, t1 - t0, probe, t1, grad_norms, train_model=net)
+            if not all(math.isfinite(v) for v in (result.train_loss, result.test_loss)):
+                raise _diverged(cfg, history, epoch, len(batches))
+            history.append(result)
+            yield result
+    finally:  # stopped, diverged, closed or done: the learner's model gets every row back
+        if trimmed is not None:
+            trimmed.close()
 
 
 def evaluate_epoch(model: MLP, splits: Splits, epoch: int, train_seconds: float, probe: np.ndarray,

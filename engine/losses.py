@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers import Buffers, sigmoid
+from engine.layers import Buffers, ones, sigmoid
 
 OUTPUTS = ("sigmoid", "softmax", "linear")
 LOSSES = ("mse", "cross_entropy")
@@ -19,10 +19,16 @@ LOSS_LABELS = {"mse": "Mean squared error", "cross_entropy": "Cross-entropy"}
 
 def softmax(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Row-wise softmax; subtracts the row max first so exp never overflows."""
-    out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+    out = np.subtract(z, np.maximum.reduce(z, axis=1)[:, None], out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
+    out /= row_sums(out)[:, None]
     return out
+
+
+def row_sums(a: np.ndarray) -> np.ndarray:
+    """a.sum(axis=1) for a 2-D float array, as a @ ones: a reduction along rows of 10 outputs is
+    NumPy's slowest case (64 x 10: 2.7 us, against 1.3 us for BLAS's matrix-vector product)."""
+    return np.dot(a, ones(a.shape[1], a.dtype))
 
 
 def apply_output(z: np.ndarray, output: str) -> np.ndarray:
@@ -67,10 +73,10 @@ class SoftmaxCrossEntropy(Loss):
     def forward(self, z: np.ndarray, t: np.ndarray) -> float:
         rows = np.arange(len(t))
         p = self._buffer("p", z)
-        np.subtract(z, z.max(axis=1, keepdims=True), out=p)
+        np.subtract(z, np.maximum.reduce(z, axis=1)[:, None], out=p)
         z_true = p[rows, t]  # shifted logit of the true class
         np.exp(p, out=p)
-        s = p.sum(axis=1)
+        s = row_sums(p)
         p /= s[:, None]
         self.output, self.t, self.rows = p, t, rows
         np.log(s, out=s)

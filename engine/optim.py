@@ -32,6 +32,7 @@ class Optimizer:
         self.lr, self.weight_decay = lr, weight_decay
         self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params_and_grads]
         self.steps = 0
+        self._state_made = False
 
     @property
     def grad_scale(self) -> float:
@@ -41,24 +42,28 @@ class Optimizer:
     def step(self, scaled_by: float = 1.0) -> None:
         """Update every parameter from its gradient, which is `scaled_by` times dL/dp."""
         self.begin_step()
+        rescale = self.grad_scale / scaled_by
         for (p, g), state in zip(self.params_and_grads, self.state):
-            self._apply(p, g, state, scaled_by)
+            self._apply(p, g, state, rescale)
 
     def begin_step(self) -> None:
         """Count the step and make any missing state, before `update_rows` calls (which may run in threads)."""
         self.steps += 1
-        for (p, _), state in zip(self.params_and_grads, self.state):
-            if not state:
-                state.update(self.new_state(p))
+        if not self._state_made:  # once: a step's bookkeeping is paid on every batch
+            for (p, _), state in zip(self.params_and_grads, self.state):
+                if not state:
+                    state.update(self.new_state(p))
+            self._state_made = True
 
     def update_rows(self, i: int, rows: slice, scaled_by: float = 1.0) -> None:
         """Apply this step's update to rows `rows` of parameter `i` (its first axis)."""
         p, g = self.params_and_grads[i]
-        self._apply(p[rows], g[rows], {k: v[rows] for k, v in self.state[i].items()}, scaled_by)
+        self._apply(p[rows], g[rows], {k: v[rows] for k, v in self.state[i].items()}, self.grad_scale / scaled_by)
 
-    def _apply(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray], scaled_by: float) -> None:
-        if scaled_by != self.grad_scale:
-            g *= self.grad_scale / scaled_by
+    def _apply(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray], rescale: float) -> None:
+        """`rescale` turns the gradient as given into grad_scale times dL/dp."""
+        if rescale != 1.0:
+            g *= rescale
         if self.weight_decay and p.ndim >= 2:
             g += (self.weight_decay * self.grad_scale) * p
         self.update(p, g, state)

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from engine.layers import Buffers, Dropout, Linear
+from engine.layers import Buffers, Dropout, Linear, column_sums
 from engine.model import MLP
 from engine.optim import Adam, Optimizer
 
@@ -147,8 +147,8 @@ class _RowBuffers(Buffers):
         super().__init__()
         self.shared, self.rows, self.n_rows = shared, slice(0, 0), 0
 
-    def __call__(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        return self.shared(name, (self.n_rows, *shape[1:]), dtype)[self.rows]
+    def __call__(self, name: str, shape: tuple[int, ...], dtype: np.dtype, zeros: bool = False) -> np.ndarray:
+        return self.shared(name, (self.n_rows, *shape[1:]), dtype, zeros)[self.rows]
 
 
 class ParallelStep:
@@ -287,7 +287,7 @@ class ParallelStep:
             np.matmul(inputs[:, rows].T, delta, out=lin.grads["W"][rows])
             self.optimizer.update_rows(i_w, rows, self.optimizer.grad_scale)
             if k % self.workers == w:
-                np.add.reduce(delta, axis=0, out=lin.grads["b"])
+                column_sums(delta, out=lin.grads["b"])
                 self.optimizer.update_rows(i_b, slice(None), self.optimizer.grad_scale)
 
 

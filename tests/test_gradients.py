@@ -77,3 +77,37 @@ def test_a_scaled_loss_gradient_is_the_gradient_times_the_scale(output, loss):
     scaled.forward(z, t)
     expected = 0.37 * plain.backward()
     np.testing.assert_allclose(scaled.backward(0.37), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 10), (64, 10), (64, 256), (100, 1000), (3, 7)])
+def test_blas_sums_match_numpy_reductions(shape):
+    """Bias gradients and softmax denominators are sums computed as products with a vector of ones."""
+    from engine.layers import column_sums
+    from engine.losses import row_sums
+
+    rng = np.random.default_rng(1)
+    for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
+        a = rng.standard_normal(shape).astype(dtype)
+        out = np.empty(shape[1], dtype)
+        np.testing.assert_allclose(column_sums(a, out=out), a.astype(np.float64).sum(axis=0), rtol=tol, atol=tol)
+        np.testing.assert_allclose(row_sums(a), a.astype(np.float64).sum(axis=1), rtol=tol, atol=tol)
+    a = np.array([[1.0, np.inf], [np.nan, 2.0]], dtype=np.float32)
+    assert np.isnan(column_sums(a, out=np.empty(2, np.float32))[0])  # divergence must stay visible
+    assert np.isnan(row_sums(a)[1])
+
+
+def test_relu_forward_is_max_with_zero_and_keeps_nan():
+    """ReLU compares with a cached array of zeros: it must never be written, and NaN must pass
+    (a NaN that became 0 would hide a diverged layer from the loss)."""
+    relu = ACTIVATIONS["relu"]()
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        x = rng.standard_normal((5, 4)).astype(np.float32)
+        x[0, 0] = np.nan
+        expected = np.where(np.isnan(x), np.nan, np.maximum(x, 0, dtype=np.float64))
+        y = relu.forward(x.copy())
+        np.testing.assert_array_equal(y, expected)
+        g = relu.backward(np.ones_like(y))
+        np.testing.assert_array_equal(g, (expected > 0).astype(np.float32))
+    zeros = relu._buffer("zeros", (5, 4), np.dtype(np.float32), zeros=True)
+    assert not zeros.any() and not zeros.flags.writeable

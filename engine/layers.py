@@ -16,16 +16,16 @@ class Buffers:
     def __init__(self) -> None:
         self._arrays: dict[tuple, np.ndarray] = {}
 
-    def __call__(self, name: str, shape: tuple[int, ...], dtype: np.dtype, zeros: bool = False) -> np.ndarray:
-        """The scratch array `name` of this shape; `zeros`: a read-only array of zeros instead."""
+    def __call__(self, name: str, shape: tuple[int, ...], dtype: np.dtype, fill: float | None = None) -> np.ndarray:
+        """The scratch array `name` of this shape; with `fill`, a read-only array of that constant instead."""
         key = (name, shape, dtype)
         buf = self._arrays.get(key)
         if buf is None:
-            if zeros:
-                buf = np.zeros(shape, dtype=dtype)
-                buf.flags.writeable = False
-            else:
+            if fill is None:
                 buf = np.empty(shape, dtype=dtype)
+            else:
+                buf = np.full(shape, fill, dtype=dtype)
+                buf.flags.writeable = False
             self._arrays[key] = buf
         return buf
 
@@ -143,7 +143,7 @@ class ReLU(Layer):
     """
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
-        self.y = np.maximum(x, self._buffer("zeros", x.shape, x.dtype, zeros=True), out=x)
+        self.y = np.maximum(x, self._buffer("zeros", x.shape, x.dtype, fill=0), out=x)
         return self.y
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
@@ -152,20 +152,34 @@ class ReLU(Layer):
 
 
 class LeakyReLU(Layer):
-    """y = x where x > 0, else slope * x; the sign of y tells which branch was taken."""
+    """y = x where x > 0, else slope * x; the gradient is multiplied by 1 where y > 0, else by slope.
+
+    For 0 <= slope < 1 that is y = max(x, slope * x), and the gradient's factor is max([y > 0], slope)
+    (PyTorch's leaky_relu_backward also tests the output): vectorized passes, with the constants as
+    arrays (see ReLU). Boolean indexing had made this layer 15-25x slower, and an epoch twice as long
+    as with ReLU.
+    """
 
     def __init__(self, slope: float = 0.01) -> None:
         super().__init__()
+        if not 0 <= slope < 1:
+            raise ValueError(f"Invalid leaky ReLU slope: {slope} (use a number in [0, 1))")
         self.slope = slope
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
-        neg = x < 0
-        x[neg] *= self.slope
-        self.negative = neg
+        scaled = self._buffer("scaled", x.shape, x.dtype)
+        np.multiply(x, self.slope, out=scaled)
+        self.y = np.maximum(x, scaled, out=x)
         return x
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        grad_out[self.negative] *= self.slope
+        y = self.y
+        positive = self._buffer("positive", y.shape, np.dtype(bool))
+        np.greater(y, self._buffer("zeros", y.shape, y.dtype, fill=0), out=positive)
+        factor = self._buffer("factor", y.shape, y.dtype)
+        np.copyto(factor, positive)  # 1 or 0, exactly
+        np.maximum(factor, self._buffer("slope", y.shape, y.dtype, fill=self.slope), out=factor)
+        grad_out *= factor
         return grad_out
 
     def __repr__(self) -> str:

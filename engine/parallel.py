@@ -147,8 +147,8 @@ class _RowBuffers(Buffers):
         super().__init__()
         self.shared, self.rows, self.n_rows = shared, slice(0, 0), 0
 
-    def __call__(self, name: str, shape: tuple[int, ...], dtype: np.dtype, zeros: bool = False) -> np.ndarray:
-        return self.shared(name, (self.n_rows, *shape[1:]), dtype, zeros)[self.rows]
+    def __call__(self, name: str, shape: tuple[int, ...], dtype: np.dtype, fill: float | None = None) -> np.ndarray:
+        return self.shared(name, (self.n_rows, *shape[1:]), dtype, fill)[self.rows]
 
 
 class ParallelStep:

@@ -109,5 +109,24 @@ def test_relu_forward_is_max_with_zero_and_keeps_nan():
         np.testing.assert_array_equal(y, expected)
         g = relu.backward(np.ones_like(y))
         np.testing.assert_array_equal(g, (expected > 0).astype(np.float32))
-    zeros = relu._buffer("zeros", (5, 4), np.dtype(np.float32), zeros=True)
+    zeros = relu._buffer("zeros", (5, 4), np.dtype(np.float32), fill=0)
     assert not zeros.any() and not zeros.flags.writeable
+
+
+def test_leaky_relu_matches_its_definition_exactly():
+    """y = x if x > 0 else 0.01 x; dL/dx = g if y > 0 else 0.01 g (PyTorch's rule, also at x = 0)."""
+    layer = ACTIVATIONS["leaky_relu"]()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 6)).astype(np.float32)
+    x[0, :3] = [0.0, -0.0, np.nan]
+    slope = np.float32(0.01)
+    expected_y = np.where(x > 0, x, x * slope)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    expected_g = np.where(expected_y > 0, g, g * slope)
+    for _ in range(2):  # the second pass reuses the layer's buffers
+        y = layer.forward(x.copy())
+        np.testing.assert_array_equal(y, expected_y)  # NaN in the same place
+        assert np.signbit(y[0, 1])
+        np.testing.assert_array_equal(layer.backward(g.copy()), expected_g)
+    with pytest.raises(ValueError, match="slope"):
+        type(layer)(1.5)

@@ -3,6 +3,7 @@
     python bench/run.py                          # every preset, CPU rows (+ CUDA rows when a GPU is there)
     python bench/run.py --presets keras-mlp --epochs 3 --repeats 1 --json
     python bench/run.py --presets keras-mlp,pytorch-mlp --dropout 0.2   # the presets with dropout
+    python bench/run.py --presets keras-mlp --activation sigmoid          # ... or another activation
 
 Ratios are NumPy time / PyTorch CPU time for the same config, batch order and initial weights
 (medians over the timed epochs); below 1 the engine is faster. The reference, `torch-cpu`, steps
@@ -32,6 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import PRESETS, build_model, load_dataset, train  # noqa: E402
+from engine.layers import ACTIVATIONS  # noqa: E402
 from engine.parallel import available_cores  # noqa: E402
 from engine.train import live_inputs, make_splits, numpy_train  # noqa: E402
 
@@ -140,6 +142,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="repeats of the evaluation timing")
     parser.add_argument("--no-torch", action="store_true", help="time the NumPy engine alone")
     parser.add_argument("--dropout", type=float, default=None, help="train every preset with this dropout")
+    parser.add_argument("--activation", choices=list(ACTIVATIONS), default=None,
+                        help="train every preset with this hidden activation")
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.presets.split(",") if n.strip()]
@@ -165,6 +169,8 @@ def main(argv=None) -> int:
         cfg = PRESETS[name].config
         if args.dropout is not None:
             cfg = cfg.replace(dropout=args.dropout)
+        if args.activation is not None:
+            cfg = cfg.replace(activation=args.activation)
         n = len(data.y_train)
         splits = make_splits(cfg, data)
         live = live_inputs(cfg, splits.x_train)

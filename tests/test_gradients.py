@@ -130,3 +130,18 @@ def test_leaky_relu_matches_its_definition_exactly():
         np.testing.assert_array_equal(layer.backward(g.copy()), expected_g)
     with pytest.raises(ValueError, match="slope"):
         type(layer)(1.5)
+
+
+def test_sigmoid_is_accurate_relative_to_its_value_everywhere(recwarn):
+    """Small outputs keep their relative precision (a sigmoid output of 2e-9 is not 0), huge
+    negative inputs give 0 without a warning, and nothing leaves [0, 1]."""
+    from engine.layers import sigmoid
+
+    x = np.linspace(-120, 120, 400_001).astype(np.float32)
+    y = sigmoid(x)
+    reference = 1 / (1 + np.exp(-x.astype(np.float64)))
+    normal = reference > np.finfo(np.float32).tiny
+    assert np.max(np.abs(y[normal] - reference[normal]) / reference[normal]) < 1e-6
+    assert y.min() == 0.0 and y.max() == 1.0 and np.all(np.diff(y) >= 0)
+    assert sigmoid(np.float32([-20.0]))[0] == pytest.approx(2.0611536e-09, rel=1e-6)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

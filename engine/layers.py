@@ -23,8 +23,8 @@ class Buffers:
         if buf is None:
             if fill is None:
                 buf = np.empty(shape, dtype=dtype)
-            else:
-                buf = np.full(shape, fill, dtype=dtype)
+            else:  # zeros come from calloc: pages never written all map the kernel's zero page (no memory)
+                buf = np.zeros(shape, dtype=dtype) if fill == 0 else np.full(shape, fill, dtype=dtype)
                 buf.flags.writeable = False
             self._arrays[key] = buf
         return buf

@@ -260,13 +260,19 @@ class ParallelStep:
         return fn(*args)
 
     # ------------------------------------------------------------------ the two phases
-    def _rows(self, n: int, w: int) -> slice:
-        return slice(w * n // self.workers, (w + 1) * n // self.workers)
+    def _rows(self, n: int, w: int, multiple: int = 1) -> slice:
+        """Worker w's share of n rows; with `multiple`, the cuts fall on multiples of it (nearest)."""
+        def cut(k: int) -> int:
+            return n if k == self.workers else (k * n // self.workers + multiple // 2) // multiple * multiple
+        return slice(cut(w), cut(w + 1))
 
     def _phase_a(self, w: int, job: tuple[np.ndarray, np.ndarray]) -> None:
         x, t = job
         n = len(t)
-        rows = self._rows(n, w)
+        # Batch rows are cut at multiples of 8: OpenBLAS's one-thread product is slower for a row
+        # count that is not a multiple of 4 (keras-mlp's 717 x 1000 layer: 50 rows 76-77 GFLOP/s,
+        # 48 or 52 rows 79-84), so a batch of 100 goes 48 + 52, not 50 + 50.
+        rows = self._rows(n, w, multiple=8)
         for b in self.row_buffers[w]:
             b.rows, b.n_rows = rows, n
         net, part = self.nets[w], rows.stop - rows.start
@@ -283,7 +289,7 @@ class ParallelStep:
         for k, (lin, i_w, i_b) in enumerate(self.linears):
             inputs = x if k == 0 else _whole([r[k].x for r in self.replicas], n)
             delta = _whole([r[k].grad_out for r in self.replicas], n)
-            rows = self._rows(lin.params["W"].shape[0], w)
+            rows = self._rows(lin.params["W"].shape[0], w, multiple=8)  # aligned columns of inputs: 1-2% faster
             np.matmul(inputs[:, rows].T, delta, out=lin.grads["W"][rows])
             self.optimizer.update_rows(i_w, rows, self.optimizer.grad_scale)
             if k % self.workers == w:

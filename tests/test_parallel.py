@@ -36,6 +36,20 @@ def test_parallel_steps_train_as_the_serial_step(mnist, cfg, workers):
     assert [r.test_acc for r in shared] == pytest.approx([r.test_acc for r in serial], abs=2e-3)
 
 
+@pytest.mark.parametrize("n, workers", [(n, w) for n in (16, 17, 24, 32, 39, 64, 100, 128, 717, 1000)
+                                        for w in (2, 3, 4) if n >= parallel.MIN_ROWS_PER_WORKER * w])
+def test_workers_shares_cover_every_row_once_cut_at_multiples_of_8(n, workers):
+    step = ParallelStep.__new__(ParallelStep)
+    step.workers = workers
+    shares = [step._rows(n, w, multiple=8) for w in range(workers)]
+    assert [s.start for s in shares] == [0] + [s.stop for s in shares[:-1]] and shares[-1].stop == n
+    assert all(s.start % 8 == 0 for s in shares)
+    sizes = [s.stop - s.start for s in shares]
+    assert min(sizes) > 0 and max(sizes) - min(sizes) <= 8 + n % workers
+    assert [step._rows(n, w) for w in range(workers)] == [slice(w * n // workers, (w + 1) * n // workers)
+                                                         for w in range(workers)]
+
+
 def test_parallel_weights_match_the_serial_weights(mnist):
     cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(100,), epochs=1, train_limit=600)
     models = [build_model(cfg, 784, 10) for _ in range(2)]

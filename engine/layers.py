@@ -193,18 +193,26 @@ class Dropout(Layer):
         super().__init__()
         self.p, self.rng = p, rng
         self.mask: np.ndarray | None = None
+        # True in the parallel engine's workers: the step draws the whole batch's mask into the
+        # shared buffer before they run, so each finds its rows of it there (engine.parallel)
+        self.predrawn = False
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         if not train or self.p == 0:
             self.mask = None
             return x
         mask = self._buffer("mask", x.shape, x.dtype)
-        self.rng.random(x.shape, dtype=x.dtype, out=mask)
-        np.greater_equal(mask, self.p, out=mask)  # 1.0 where kept
-        mask *= 1 / (1 - self.p)
+        if not self.predrawn:
+            self.draw(mask)
         self.mask = mask
         x *= mask
         return x
+
+    def draw(self, mask: np.ndarray) -> None:
+        """Fill `mask` with a fresh draw: 0 for a dropped unit, 1 / (1 - p) for a kept one."""
+        self.rng.random(mask.shape, dtype=mask.dtype, out=mask)
+        np.greater_equal(mask, self.p, out=mask)  # 1.0 where kept
+        mask *= 1 / (1 - self.p)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self.mask is not None:

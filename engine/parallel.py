@@ -127,12 +127,7 @@ def cpu_share() -> CpuShare:
 
 def parallel_workers(model: MLP, optimizer: Optimizer, batch_size: int, cores: int,
                      workers: int | None = None) -> int:
-    """Threads for a step: 1 (serial) unless sharing out pays (see above) or `workers` asks for more.
-
-    Dropout keeps the serial step: its mask is one draw for the whole batch.
-    """
-    if any(isinstance(layer, Dropout) and layer.p > 0 for layer in model.layers):
-        return 1
+    """Threads for a step: 1 (serial) unless sharing out pays (see above) or `workers` asks for more."""
     if workers is None:
         pays = (isinstance(optimizer, Adam) and model.n_params >= PARALLEL_MIN_PARAMS
                 and batch_size <= PARALLEL_MAX_BATCH)
@@ -167,6 +162,16 @@ class ParallelStep:
         shared = [Buffers() for _ in model.layers], Buffers()
         self.row_buffers: list[list[_RowBuffers]] = []
         self.nets: list[MLP] = []
+        # Dropout masks are drawn by the step, for the whole batch, from the model's own layers: the
+        # serial step's draws, in the same order (one per layer and batch), so training is the same
+        self.dropouts: list[tuple[Dropout, Buffers, int]] = []
+        units = 0
+        for layer, buffers in zip(model.layers, shared[0]):
+            if isinstance(layer, Linear):
+                units = layer.params["W"].shape[1]
+            elif isinstance(layer, Dropout) and layer.p > 0:
+                self.dropouts.append((layer, buffers, units))
+        self.dtype = np.dtype(model.dtype)
         for _ in range(workers):
             layers = [copy.copy(layer) for layer in model.layers]
             loss = copy.copy(model.loss)
@@ -175,6 +180,8 @@ class ParallelStep:
                 layer._buffer = b
                 if isinstance(layer, Linear):
                     layer.defer_weight_grad = True
+                elif isinstance(layer, Dropout):
+                    layer.predrawn = True
             loss._buffers = buffers[-1]
             self.nets.append(MLP(layers, loss, model.config))
             self.row_buffers.append(buffers)
@@ -245,6 +252,8 @@ class ParallelStep:
                              "run it with run_serial.")
         job = self.job = (x, t)
         try:
+            for layer, buffers, units in self.dropouts:  # nobody reads masks after phase A: safe to overwrite
+                layer.draw(buffers("mask", (len(t), units), self.dtype))
             self._wait()  # every helper has left the previous step's phase B
             self.optimizer.begin_step()  # nobody updates during phase A
             self._phase_a(0, job)

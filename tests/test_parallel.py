@@ -22,7 +22,9 @@ def _losses(history):
                 optimizer="momentum", learning_rate=0.1, batch_size=50, l2=1e-3),
     TrainConfig(hidden_sizes=(64,), activation="leaky_relu", optimizer="adam", learning_rate=1e-3,
                 batch_size=32, l2=1e-4, output="softmax", loss="cross_entropy"),
-], ids=["keras-mlp", "notebook-mse", "tanh-momentum-l2", "leaky-adam-l2"])
+    PRESETS["pytorch-mlp"].config.replace(dropout=0.3, hidden_sizes=(64, 32)),  # two dropout layers
+    PRESETS["keras-mlp"].config.replace(dropout=0.2),
+], ids=["keras-mlp", "notebook-mse", "tanh-momentum-l2", "leaky-adam-l2", "dropout-sgd", "dropout-keras"])
 @pytest.mark.parametrize("workers", [2, 3])
 def test_parallel_steps_train_as_the_serial_step(mnist, cfg, workers):
     # 1030 rows: the last batch is short (and for batch 32 of 1030, 6 rows: too few to share, so serial)
@@ -117,8 +119,8 @@ def test_when_sharing_a_step_pays():
     assert parallel_workers(model, make_optimizer(sgd_cfg, model), 100, cores=2) == 1
     small = build_model(PRESETS["pytorch-mlp"].config, 784, 10)
     assert parallel_workers(small, make_optimizer(keras, small), 64, cores=2) == 1
-    dropout = build_model(keras.replace(dropout=0.2), 784, 10)
-    assert parallel_workers(dropout, make_optimizer(keras, dropout), 100, cores=2, workers=2) == 1
+    dropout = build_model(keras.replace(dropout=0.2), 784, 10)  # the step draws its masks (same draws)
+    assert parallel_workers(dropout, make_optimizer(keras, dropout), 100, cores=2) == 2
     assert parallel_workers(small, make_optimizer(keras, small), 64, cores=2, workers=2) == 2  # asked for
 
 

@@ -8,9 +8,11 @@ A. Each worker takes a contiguous share of the batch's rows through the whole ne
    delta are independent, so nothing is shared but the weights being read.
 B. Each worker takes a share of every weight matrix's rows (input units): it computes those rows
    of the weight gradient from the whole batch, dW[r] = X[:, r].T @ delta, and at once applies
-   the optimizer to the same rows, while they are still in its cache.
+   the optimizer to the same rows, while they are still in its cache. A small layer goes whole to
+   one worker, as does each layer's bias.
 
-The result is the serial step's, up to float rounding: the same sums, cut differently. BLAS runs
+Dropout masks are drawn before phase A, for the whole batch, by the step itself: the serial step's
+draws. The result is the serial step's, up to float rounding: the same sums, cut differently. BLAS runs
 single-threaded meanwhile: OpenBLAS's own worker threads otherwise spin after every matmul and
 take the core a worker needs. Where a step is too small to gain from this, the serial step runs.
 

@@ -12,8 +12,9 @@ with autograd and torch.optim (SGD or Adam, fused=True), as PyTorch's tutorials 
 same fused optimizer kernels called without torch.optim. On a GPU, `torch-cuda` is the backend
 (CUDA graphs), `torch-cuda-eager` the backend without graphs, `torch-cuda-autograd` the tutorials'
 way with CUDA graphs. The NumPy engine leaves out input pixels that are blank in every training
-image (engine.train.live_inputs: 67 of MNIST's 784 where the pixels are scaled to [0, 1]); where it
-does, `numpy-every-input` is the engine computing with all of them. GFLOP/s counts the matrix
+image (engine.train.live_inputs: 67 of MNIST's 784 where the pixels are scaled to [0, 1]; for SGD
+and momentum, standardized ones too, folded into one column); where it does, `numpy-every-input` is
+the engine computing with all of them. GFLOP/s counts the matrix
 products a backend computes (forward 2nk, weight gradient 2nk, input gradient 2nk except for the
 first layer): the NumPy rows count the first layer's live inputs only.
 """
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
                    for backend, ts in interleaved_epoch_times(cfg, run_fns, data, args.epochs).items()}
         evals = interleaved_eval_times(eval_functions(cfg, data, splits, list(run_fns)), args.repeats)
         for backend, seconds in timings.items():
-            n_inputs = len(live) if live is not None and backend == "numpy" else data.n_features
+            n_inputs = live.n_inputs if live is not None and backend == "numpy" else data.n_features
             flops = epoch_flops(cfg, n, n_inputs, data.n_classes)
             ref, ref_eval = timings.get("torch-cpu"), evals.get("torch-cpu")
             rows.append(dict(preset=name, backend=backend, epoch_s=seconds,

@@ -37,10 +37,10 @@ class MLP:
 
     def __init__(self, layers: list[Layer], loss: Loss, config: TrainConfig | None = None) -> None:
         self.layers, self.loss, self.config = layers, loss, config
-        # While a NumPy training leaves out input columns that are zero in all its rows, it trains
-        # the first layer's other rows in a separate array: (those columns, that array). See
-        # engine.train.TrimmedInputs; get_weights() merges it in.
-        self.live_rows: tuple[np.ndarray, np.ndarray] | None = None
+        # While a NumPy training leaves out (or folds) input columns that are constant in all its
+        # rows, it trains the first layer's rows in a separate array: engine.train.TrimmedInputs,
+        # whose merge() get_weights() calls.
+        self.trimmed_inputs = None
 
     @property
     def linears(self) -> list[Linear]:
@@ -111,9 +111,8 @@ class MLP:
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters in layer order, up to date even in the middle of a training."""
         arrays = [p.copy() for p, _ in self.parameters()]
-        if self.live_rows is not None:
-            live, W = self.live_rows
-            arrays[0][live] = W
+        if self.trimmed_inputs is not None:
+            self.trimmed_inputs.merge(arrays[0])
         return arrays
 
     def set_weights(self, arrays: list[np.ndarray]) -> None:

@@ -99,7 +99,30 @@ def batch_order(rng: np.random.Generator, n: int, batch_size: int) -> list[np.nd
 TRIM_MIN_SHARE = 0.01
 
 
-def live_inputs(cfg: TrainConfig, x_train: np.ndarray) -> np.ndarray | None:
+@dataclass(frozen=True)
+class InputTrim:
+    """The input columns a NumPy training computes with (see `live_inputs`)."""
+
+    live: np.ndarray  # columns used as they are
+    folded: np.ndarray  # columns constant and not zero in every training row, computed as one
+    values: np.ndarray  # their constants (float64)
+
+    @property
+    def n_inputs(self) -> int:
+        """Columns in the training's first-layer products."""
+        return len(self.live) + (len(self.folded) > 0)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """The training rows as the trimmed network takes them: live columns, then the folded one."""
+        if not len(self.folded):
+            return x.take(self.live, axis=1)
+        out = np.empty((len(x), self.n_inputs), dtype=x.dtype)
+        out[:, :-1] = x[:, self.live]
+        out[:, -1] = np.sqrt(self.values @ self.values)
+        return out
+
+
+def live_inputs(cfg: TrainConfig, x_train: np.ndarray) -> InputTrim | None:
     """The input columns a NumPy training computes with, or None for all of them.
 
     A column that is zero in every training row adds nothing to the first layer's outputs, and its
@@ -107,36 +130,64 @@ def live_inputs(cfg: TrainConfig, x_train: np.ndarray) -> np.ndarray | None:
     toward zero) no optimizer here moves those weights: SGD and momentum add zero, and Adam's
     moments stay zero, so its update is 0 / (0 + eps). Training can leave such columns out of the
     first layer's products and update: MNIST has 67 of its 784 pixels blank in all 60,000 training
-    images, 8.5% of a first layer's work (Fashion-MNIST has none; standardized inputs are not zero).
+    images, 8.5% of a first layer's work (Fashion-MNIST has none).
+
+    A column j that is a constant c_j, not zero, in every training row (MNIST's blank pixels once
+    standardized: c = -0.42) gets the gradient c_j g in every batch, g being the bias's gradient. For
+    SGD and momentum, whose updates are linear in the gradient, such rows stay W0[j] + c_j U with one
+    vector U for all of them; so all of them are computed as one column of value C = |c| whose
+    weights are (c . W0[folded]) / C + C U, which gives the same products, the same gradient norm and
+    the same updates (`TrimmedInputs`). Adam's update is not linear: it keeps such columns.
     """
     if cfg.l2 > 0:
         return None
-    live = np.flatnonzero(x_train.any(axis=0))
+    first = x_train[0]
+    constant = (x_train == first).all(axis=0)
+    zero = constant & (first == 0)
+    foldable = constant & ~zero if cfg.optimizer in ("sgd", "momentum") else np.zeros_like(constant)
+    live = np.flatnonzero(~zero & ~foldable)
+    folded = np.flatnonzero(foldable)
+    trim = InputTrim(live, folded, first[folded].astype(np.float64))
     n = x_train.shape[1]
-    return live if 0 < len(live) and n - len(live) >= TRIM_MIN_SHARE * n else None
+    return trim if 0 < len(live) and n - trim.n_inputs >= TRIM_MIN_SHARE * n else None
 
 
 class TrimmedInputs:
-    """The network training runs when it leaves out dead input columns (see `live_inputs`).
+    """The network training runs when it leaves out or folds input columns (see `live_inputs`).
 
     `model` shares every layer with the learner's model but the first Linear, whose weights are
-    the live rows, copied; its bias is the same array. `sync()` writes those rows back. Meanwhile
-    the learner's `MLP.get_weights()` merges them in, so a snapshot taken mid-epoch is current.
+    the live rows, copied, and one row for the folded columns; its bias is the same array. `sync()`
+    writes the rows back (the folded ones as W0[j] + c_j U). Meanwhile the learner's
+    `MLP.get_weights()` merges them in (`merge`), so a snapshot taken mid-epoch is current.
     """
 
-    def __init__(self, model: MLP, live: np.ndarray) -> None:
+    def __init__(self, model: MLP, trim: InputTrim) -> None:
         first = model.linears[0]
-        self.full, self.live, self.W = model, live, first.params["W"]
-        trimmed = Linear(self.W.take(live, axis=0), first.params["b"], needs_input_grad=False)
+        self.full, self.trim, self.W = model, trim, first.params["W"]
+        rows = self.W.take(trim.live, axis=0)
+        if len(trim.folded):
+            self.norm = float(np.sqrt(trim.values @ trim.values))
+            self.W0 = self.W[trim.folded].astype(np.float64)
+            rows = np.vstack([rows, (trim.values @ self.W0 / self.norm).astype(self.W.dtype)])
+            self.w0 = rows[-1].astype(np.float64)  # as trained from: U is exactly 0 until it moves
+        trimmed = Linear(rows, first.params["b"], needs_input_grad=False)
         self.model = MLP([trimmed if layer is first else layer for layer in model.layers], model.loss, model.config)
-        model.live_rows = (live, trimmed.params["W"])
+        model.trimmed_inputs = self
+
+    def merge(self, W: np.ndarray) -> None:
+        """Write the training's current first-layer rows into W, a full first-layer weight array."""
+        rows = self.model.linears[0].params["W"]
+        W[self.trim.live] = rows[:len(self.trim.live)]
+        if len(self.trim.folded):
+            U = (rows[-1] - self.w0) / self.norm
+            W[self.trim.folded] = self.W0 + self.trim.values[:, None] * U
 
     def sync(self) -> None:
-        self.W[self.live] = self.model.linears[0].params["W"]
+        self.merge(self.W)
 
     def close(self) -> None:
         self.sync()
-        self.full.live_rows = None
+        self.full.trimmed_inputs = None
 
 
 def make_optimizer(cfg: TrainConfig, model: MLP) -> Optimizer:
@@ -183,10 +234,10 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
     """
     splits = splits or make_splits(cfg, data)
     model = model or build_model(cfg, data.n_features, data.n_classes)
-    live = live_inputs(cfg, splits.x_train) if trim_inputs else None
-    trimmed = TrimmedInputs(model, live) if live is not None else None
-    if trimmed is not None:  # the training rows without the dead columns; the full ones are not needed
-        splits = replace(splits, x_train=splits.x_train.take(live, axis=1))
+    trim = live_inputs(cfg, splits.x_train) if trim_inputs else None
+    trimmed = TrimmedInputs(model, trim) if trim is not None else None
+    if trimmed is not None:  # the training rows as the trimmed network takes them; the full ones are not needed
+        splits = replace(splits, x_train=trim.apply(splits.x_train))
     net = trimmed.model if trimmed is not None else model  # the network the batches train
     optimizer = make_optimizer(cfg, net)
     rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])

@@ -4,6 +4,8 @@ The reference is the same training with every column (`trim_inputs=False`): the 
 match it up to float rounding, batch by batch, on one thread and on two, for every optimizer.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -17,11 +19,17 @@ def test_mnist_training_leaves_out_its_67_blank_pixels_and_nothing_else(mnist):
     blank = np.flatnonzero((mnist.x_train == 0).all(axis=0))  # from the raw uint8 pixels
     assert len(blank) == 67
     cfg = PRESETS["keras-mlp"].config
-    live = live_inputs(cfg, make_splits(cfg, mnist).x_train)
-    assert np.setdiff1d(np.arange(784), live).tolist() == blank.tolist()
-    # Standardized pixels (pytorch-mlp) are never zero; a subset has more blank pixels than all 60k.
-    assert live_inputs(PRESETS["pytorch-mlp"].config, make_splits(PRESETS["pytorch-mlp"].config, mnist).x_train) is None
-    assert len(live_inputs(SMALL, make_splits(SMALL, mnist).x_train)) < 717
+    trim = live_inputs(cfg, make_splits(cfg, mnist).x_train)
+    assert np.setdiff1d(np.arange(784), trim.live).tolist() == blank.tolist()
+    assert len(trim.folded) == 0 and trim.n_inputs == 717
+    # Standardized, the blank pixels are a constant -0.4242: SGD folds them into one column, Adam keeps them
+    sgd = PRESETS["pytorch-mlp"].config
+    trim = live_inputs(sgd, make_splits(sgd, mnist).x_train)
+    assert trim.folded.tolist() == blank.tolist() and len(trim.live) == 717 and trim.n_inputs == 718
+    np.testing.assert_allclose(trim.values, -0.1307 / 0.3081, rtol=1e-6)
+    assert live_inputs(sgd.replace(optimizer="adam"), make_splits(sgd, mnist).x_train) is None
+    # a subset has more blank pixels than all 60k
+    assert len(live_inputs(SMALL, make_splits(SMALL, mnist).x_train).live) < 717
 
 
 def test_l2_moves_the_weights_of_blank_pixels_so_it_keeps_every_column(mnist):
@@ -44,11 +52,12 @@ def test_trimmed_training_is_the_training_with_every_column(mnist, optimizer, wo
     for trim in (True, False):
         model = build_model(cfg, 784, 10)
         histories.append(list(numpy_train(cfg, mnist, model=model, workers=workers, trim_inputs=trim,
-                                          on_batch=lambda b, n, m=model: trimmed_during.append(m.live_rows))))
+                                          on_batch=lambda b, n, m=model: trimmed_during.append(m.trimmed_inputs))))
         models.append(model)
-        assert model.live_rows is None  # nothing left over once training ends
+        assert model.trimmed_inputs is None  # nothing left over once training ends
     n_batches = len(trimmed_during) // 2
-    assert all(r is not None and r[1].shape == (784 - blank.sum(), 100) for r in trimmed_during[:n_batches])
+    assert all(r is not None and r.model.linears[0].params["W"].shape == (784 - blank.sum(), 100)
+               for r in trimmed_during[:n_batches])
     assert all(r is None for r in trimmed_during[n_batches:])
     for key in ("train_loss", "val_loss", "test_loss"):
         np.testing.assert_allclose([getattr(r, key) for r in histories[0]], [getattr(r, key) for r in histories[1]],
@@ -93,7 +102,7 @@ def test_stopping_or_diverging_leaves_the_model_whole(mnist):
     for model, trim in ((stopped, True), (reference, False)):
         calls = iter(range(3, -1, -1))
         list(numpy_train(cfg, mnist, model=model, trim_inputs=trim, should_stop=lambda c=calls: not next(c)))
-    assert stopped.live_rows is None
+    assert stopped.trimmed_inputs is None
     np.testing.assert_allclose(stopped.linears[0].params["W"], reference.linears[0].params["W"], rtol=1e-4, atol=1e-6)
 
     bad = TrainConfig(hidden_sizes=(32,), activation="relu", optimizer="sgd", learning_rate=50.0, batch_size=64,
@@ -101,7 +110,7 @@ def test_stopping_or_diverging_leaves_the_model_whole(mnist):
     model = build_model(bad, 784, 10)
     with pytest.raises(TrainingDiverged):
         list(numpy_train(bad, mnist, model=model))
-    assert model.live_rows is None
+    assert model.trimmed_inputs is None
 
 
 def test_an_abandoned_training_hands_back_current_weights(mnist):
@@ -111,6 +120,36 @@ def test_an_abandoned_training_hands_back_current_weights(mnist):
     next(gen)
     after_one = model.get_weights()
     gen.close()  # the caller stops asking: the generator's cleanup runs
-    assert model.live_rows is None
+    assert model.trimmed_inputs is None
     for a, b in zip(model.get_weights(), after_one):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+@pytest.mark.parametrize("scaling", ["standardize", "unit-with-constants"])
+def test_folded_constant_columns_train_as_every_column(mnist, optimizer, scaling):
+    """Constant, non-zero columns are computed as one (SGD and momentum are linear in the gradient):
+    standardized MNIST (one constant for 67 columns) and columns of several different constants."""
+    cfg = SMALL.replace(optimizer=optimizer, learning_rate=0.05, hidden_sizes=(50,))
+    data = mnist
+    if scaling == "standardize":
+        cfg = cfg.replace(input_scaling="standardize")
+    else:  # a few columns set to different constants, besides the blank ones
+        x = mnist.x_train.copy()
+        cols = [0, 1, 300, 401, 783]
+        x[:, cols] = [9, 200, 77, 255, 31]
+        data = replace(mnist, x_train=x)
+    trim = live_inputs(cfg, make_splits(cfg, data).x_train)
+    assert len(trim.folded) >= 5 and trim.n_inputs == len(trim.live) + 1
+    models, histories = [build_model(cfg, 784, 10) for _ in range(2)], []
+    for model, flag in zip(models, (True, False)):
+        histories.append(list(numpy_train(cfg, data, model=model, trim_inputs=flag)))
+    for key in ("train_loss", "val_loss", "test_loss"):
+        np.testing.assert_allclose([getattr(r, key) for r in histories[0]], [getattr(r, key) for r in histories[1]],
+                                   rtol=1e-4)
+    np.testing.assert_allclose([s["grad_norm"] for r in histories[0] for s in r.layer_stats],
+                               [s["grad_norm"] for r in histories[1] for s in r.layer_stats], rtol=1e-3)
+    W_folded, W_full = (m.linears[0].params["W"] for m in models)
+    np.testing.assert_allclose(W_folded, W_full, rtol=1e-3, atol=1e-5)
+    initial = build_model(cfg, 784, 10).linears[0].params["W"]
+    assert not np.allclose(W_full[trim.folded], initial[trim.folded])  # the premise: these rows do move

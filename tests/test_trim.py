@@ -125,9 +125,9 @@ def test_an_abandoned_training_hands_back_current_weights(mnist):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+@pytest.mark.parametrize("optimizer, workers", [("sgd", 1), ("momentum", 1), ("sgd", 2)])
 @pytest.mark.parametrize("scaling", ["standardize", "unit-with-constants"])
-def test_folded_constant_columns_train_as_every_column(mnist, optimizer, scaling):
+def test_folded_constant_columns_train_as_every_column(mnist, optimizer, workers, scaling):
     """Constant, non-zero columns are computed as one (SGD and momentum are linear in the gradient):
     standardized MNIST (one constant for 67 columns) and columns of several different constants."""
     cfg = SMALL.replace(optimizer=optimizer, learning_rate=0.05, hidden_sizes=(50,))
@@ -143,7 +143,7 @@ def test_folded_constant_columns_train_as_every_column(mnist, optimizer, scaling
     assert len(trim.folded) >= 5 and trim.n_inputs == len(trim.live) + 1
     models, histories = [build_model(cfg, 784, 10) for _ in range(2)], []
     for model, flag in zip(models, (True, False)):
-        histories.append(list(numpy_train(cfg, data, model=model, trim_inputs=flag)))
+        histories.append(list(numpy_train(cfg, data, model=model, trim_inputs=flag, workers=workers)))
     for key in ("train_loss", "val_loss", "test_loss"):
         np.testing.assert_allclose([getattr(r, key) for r in histories[0]], [getattr(r, key) for r in histories[1]],
                                    rtol=1e-4)

@@ -19,7 +19,7 @@ LOSS_LABELS = {"mse": "Mean squared error", "cross_entropy": "Cross-entropy"}
 
 def softmax(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Row-wise softmax; subtracts the row max first so exp never overflows."""
-    out = np.subtract(z, np.maximum.reduce(z, axis=1)[:, None], out=out)
+    out = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
     np.exp(out, out=out)
     out /= row_sums(out)[:, None]
     return out
@@ -73,7 +73,7 @@ class SoftmaxCrossEntropy(Loss):
     def forward(self, z: np.ndarray, t: np.ndarray) -> float:
         rows = np.arange(len(t))
         p = self._buffer("p", z)
-        np.subtract(z, np.maximum.reduce(z, axis=1)[:, None], out=p)
+        np.subtract(z, z.max(axis=1, keepdims=True), out=p)
         z_true = p[rows, t]  # shifted logit of the true class
         np.exp(p, out=p)
         s = row_sums(p)

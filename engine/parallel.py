@@ -173,7 +173,7 @@ class ParallelStep:
                 units = layer.params["W"].shape[1]
             elif isinstance(layer, Dropout) and layer.p > 0:
                 self.dropouts.append((layer, buffers, units))
-        self.dtype = np.dtype(model.dtype)
+        self.dtype = model.dtype
         for _ in range(workers):
             layers = [copy.copy(layer) for layer in model.layers]
             loss = copy.copy(model.loss)

@@ -112,13 +112,18 @@ class InputTrim:
         """Columns in the training's first-layer products."""
         return len(self.live) + (len(self.folded) > 0)
 
+    @property
+    def norm(self) -> float:
+        """|c|: the folded column's value."""
+        return float(np.sqrt(self.values @ self.values))
+
     def apply(self, x: np.ndarray) -> np.ndarray:
         """The training rows as the trimmed network takes them: live columns, then the folded one."""
         if not len(self.folded):
             return x.take(self.live, axis=1)
         out = np.empty((len(x), self.n_inputs), dtype=x.dtype)
         out[:, :-1] = x[:, self.live]
-        out[:, -1] = np.sqrt(self.values @ self.values)
+        out[:, -1] = self.norm
         return out
 
 
@@ -166,9 +171,8 @@ class TrimmedInputs:
         self.full, self.trim, self.W = model, trim, first.params["W"]
         rows = self.W.take(trim.live, axis=0)
         if len(trim.folded):
-            self.norm = float(np.sqrt(trim.values @ trim.values))
             self.W0 = self.W[trim.folded].astype(np.float64)
-            rows = np.vstack([rows, (trim.values @ self.W0 / self.norm).astype(self.W.dtype)])
+            rows = np.vstack([rows, (trim.values @ self.W0 / trim.norm).astype(self.W.dtype)])
             self.w0 = rows[-1].astype(np.float64)  # as trained from: U is exactly 0 until it moves
         trimmed = Linear(rows, first.params["b"], needs_input_grad=False)
         self.model = MLP([trimmed if layer is first else layer for layer in model.layers], model.loss, model.config)
@@ -179,7 +183,7 @@ class TrimmedInputs:
         rows = self.model.linears[0].params["W"]
         W[self.trim.live] = rows[:len(self.trim.live)]
         if len(self.trim.folded):
-            U = (rows[-1] - self.w0) / self.norm
+            U = (rows[-1] - self.w0) / self.trim.norm
             W[self.trim.folded] = self.W0 + self.trim.values[:, None] * U
 
     def sync(self) -> None:
@@ -230,7 +234,8 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
 
     `workers`: threads per step (engine.parallel); None picks 1 or all this training's cores by
     what was measured to pay. `trim_inputs`: leave out input columns that are zero in every
-    training row, where that changes nothing but float rounding (see `live_inputs`).
+    training row, and fold constant ones into one for SGD and momentum, where that changes nothing
+    but float rounding (see `live_inputs`).
     """
     splits = splits or make_splits(cfg, data)
     model = model or build_model(cfg, data.n_features, data.n_classes)

@@ -13,10 +13,11 @@ same fused optimizer kernels called without torch.optim. On a GPU, `torch-cuda` 
 (CUDA graphs), `torch-cuda-eager` the backend without graphs, `torch-cuda-autograd` the tutorials'
 way with CUDA graphs. The NumPy engine leaves out input pixels that are blank in every training
 image (engine.train.live_inputs: 67 of MNIST's 784 where the pixels are scaled to [0, 1]; for SGD
-and momentum, standardized ones too, folded into one column); where it does, `numpy-every-input` is
-the engine computing with all of them. GFLOP/s counts the matrix products a backend computes
-(forward 2nk, weight gradient 2nk, input gradient 2nk except for the first layer): the NumPy rows
-count the first layer's live inputs only.
+and momentum, standardized ones too, folded into one column), and a first layer of 768 units or
+more (`keras-mlp`) skips the pixels blank in a whole batch (Linear.sparse_input); where it does
+either, `numpy-every-input` is the engine computing with all of them. GFLOP/s counts the matrix
+products a backend computes (forward 2nk, weight gradient 2nk, input gradient 2nk except for the
+first layer): the NumPy rows count the first layer's live inputs only, not the fewer a batch skips to.
 """
 
 from __future__ import annotations

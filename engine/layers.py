@@ -7,6 +7,8 @@ with the same batch size, and an activation's backward overwrites the gradient i
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 
@@ -53,6 +55,63 @@ def column_sums(a: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.dot(ones(a.shape[0], a.dtype), a, out=out)
 
 
+# Columns of a batch outside its nonzero prefix that are not zero (MNIST: the rare pixels near the
+# border that one image of the batch lights) are computed apart, up to this many; see column_support.
+MAX_SCATTERED = 16
+
+
+class ColumnSupport(NamedTuple):
+    """Where a batch's nonzero input columns are: in [0, prefix) or among `scattered` (ascending, >= prefix)."""
+
+    prefix: int
+    scattered: np.ndarray
+
+
+def nonzero_columns(x: np.ndarray, buffers: Buffers) -> np.ndarray:
+    """A new bool vector: which columns of x hold something that is not zero (NaN included)."""
+    seen = buffers("nonzero", x.shape, np.dtype(bool))
+    np.not_equal(x, 0, out=seen)
+    return np.logical_or.reduce(seen, axis=0)
+
+
+def column_support(nonzero: np.ndarray, max_scattered: int | None = None) -> ColumnSupport:
+    """The shortest prefix of columns after which at most `max_scattered` columns are nonzero, and those."""
+    if max_scattered is None:
+        max_scattered = MAX_SCATTERED
+    cols = np.flatnonzero(nonzero)
+    prefix = int(cols[-max_scattered - 1]) + 1 if len(cols) > max_scattered else 0
+    scattered = cols[len(cols) - min(len(cols), max_scattered):]
+    run = int(np.searchsorted(scattered - np.arange(prefix, prefix + len(scattered)), 1))
+    return ColumnSupport(prefix + run, scattered[run:])  # those right after the prefix join it
+
+
+def product_on(x: np.ndarray, W: np.ndarray, support: ColumnSupport, out: np.ndarray,
+               buffers: Buffers) -> np.ndarray:
+    """out = x @ W, where every column of x outside `support` is zero: only the support's rows of W are read."""
+    k, s = support
+    np.matmul(x[:, :k], W[:k], out=out)  # k = 0 gives zeros
+    if len(s):
+        part = buffers("scattered", out.shape, out.dtype)
+        np.matmul(x[:, s], W[s], out=part)
+        out += part
+    return out
+
+
+def weight_grad_on(x: np.ndarray, delta: np.ndarray, support: ColumnSupport, out: np.ndarray,
+                   rows: slice) -> None:
+    """out[rows] = (x.T @ delta)[rows] where x is zero outside `support`: rows outside it are zeros."""
+    start, stop = rows.start, rows.stop
+    k, s = support
+    k = min(max(k, start), stop)
+    if k > start:
+        np.matmul(x[:, start:k].T, delta, out=out[start:k])
+    if stop > k:
+        out[k:stop] = 0
+        s = s[np.searchsorted(s, start):np.searchsorted(s, stop)]
+        if len(s):
+            out[s] = x[:, s].T @ delta
+
+
 class Layer:
     """Base: `params` and `grads` are dicts with the same keys."""
 
@@ -72,7 +131,14 @@ class Layer:
 
 
 class Linear(Layer):
-    """y = x @ W + b, with W of shape (n_in, n_out)."""
+    """y = x @ W + b, with W of shape (n_in, n_out).
+
+    With `sparse_input`, a training batch's products leave out the input columns that are zero in
+    every row of it: their rows of W add nothing to y, and their rows of the weight gradient are
+    zero. This pays where many columns are zero together and the columns are ordered so that those
+    often lit come first (engine.train orders MNIST's pixels so for a wide first layer): the
+    products then read a prefix of the columns and a few scattered ones (`column_support`).
+    """
 
     def __init__(self, W: np.ndarray, b: np.ndarray, needs_input_grad: bool = True) -> None:
         super().__init__()
@@ -80,19 +146,31 @@ class Linear(Layer):
         self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
         self.needs_input_grad = needs_input_grad  # False for the first layer: nobody wants dL/dx there
         self.defer_weight_grad = False  # True in the parallel engine, which computes grads from grad_out itself
+        self.sparse_input = False
+        self.nonzero: np.ndarray | None = None  # with sparse_input, the last training batch's nonzero columns
+        self.support: ColumnSupport | None = None  # and where they are
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         self.x = x
         W = self.params["W"]
         out = self._buffer("out", (x.shape[0], W.shape[1]), W.dtype)
-        np.matmul(x, W, out=out)
+        if self.sparse_input and train:
+            self.nonzero = nonzero_columns(x, self._buffer)
+            self.support = column_support(self.nonzero)
+            product_on(x, W, self.support, out, self._buffer)
+        else:
+            self.nonzero = self.support = None
+            np.matmul(x, W, out=out)
         out += self.params["b"]
         return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         self.grad_out = grad_out
         if not self.defer_weight_grad:
-            np.matmul(self.x.T, grad_out, out=self.grads["W"])  # (n_in, n_ex) @ (n_ex, n_out)
+            if self.support is not None:
+                weight_grad_on(self.x, grad_out, self.support, self.grads["W"], slice(0, len(self.grads["W"])))
+            else:
+                np.matmul(self.x.T, grad_out, out=self.grads["W"])  # (n_in, n_ex) @ (n_ex, n_out)
             column_sums(grad_out, out=self.grads["b"])
         if not self.needs_input_grad:
             return None

@@ -9,7 +9,9 @@ A. Each worker takes a contiguous share of the batch's rows through the whole ne
 B. Each worker takes a share of every weight matrix's rows (input units): it computes those rows
    of the weight gradient from the whole batch, dW[r] = X[:, r].T @ delta, and at once applies
    the optimizer to the same rows, while they are still in its cache. A small layer goes whole to
-   one worker, as does each layer's bias.
+   one worker, as does each layer's bias. A first layer that skips zero input columns
+   (Linear.sparse_input) has the rows of the columns zero in the whole batch written as zeros, not
+   computed, and the shares are cut to even out the work.
 
 Dropout masks are drawn before phase A, for the whole batch, by the step itself: the serial step's
 draws. The result is the serial step's, up to float rounding: the same sums, cut differently. BLAS runs
@@ -31,7 +33,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from engine.layers import Buffers, Dropout, Linear, column_sums
+from engine.layers import Buffers, ColumnSupport, Dropout, Linear, column_sums, column_support, weight_grad_on
 from engine.model import MLP
 from engine.optim import Adam, Optimizer
 
@@ -49,6 +51,11 @@ MIN_ROWS_PER_WORKER = 8
 # A layer with fewer weights is updated whole by one worker: cut in parts, it costs each worker the
 # same dozen NumPy calls on smaller arrays, and small calls hold the GIL the other worker needs.
 SHARED_LAYER_MIN_SIZE = 65536
+# With a first layer skipping zero input columns (Linear.sparse_input), a weight-gradient row in
+# the batch's nonzero prefix costs a product and Adam's update, one after it writing zeros and the
+# update: this many times as much, by keras-mlp's epochs (.scratch A/B of 300 steps, 4-6 runs
+# each: 1.3, 1.6 and 1.9 tried; 1.6 gave the even phase B and the shortest epochs).
+PREFIX_ROW_WORK = 1.6
 
 
 def available_cores() -> int:
@@ -280,6 +287,29 @@ class ParallelStep:
             return n if k == self.workers else (k * n // self.workers + multiple // 2) // multiple * multiple
         return slice(cut(w), cut(w + 1))
 
+    def _weighted_rows(self, n: int, prefix: int, w: int, multiple: int = 8) -> slice:
+        """Worker w's share of a weight gradient's n rows when only the first `prefix` need a product.
+
+        The others are zeros (a few scattered ones aside) but still get the optimizer's update, so a
+        row in the prefix counts PREFIX_ROW_WORK times one after it, and the shares are cut to even
+        out the work. Cuts fall on multiples of `multiple`.
+        """
+        total = PREFIX_ROW_WORK * prefix + (n - prefix)
+
+        def cut(j: int) -> int:
+            if j == self.workers:
+                return n
+            work, in_prefix = total * j / self.workers, PREFIX_ROW_WORK * prefix
+            row = work / PREFIX_ROW_WORK if work <= in_prefix else prefix + work - in_prefix
+            return min(n, int(round(row / multiple)) * multiple)
+        return slice(cut(w), cut(w + 1))
+
+    def _support(self, k: int) -> ColumnSupport | None:
+        """For a Linear layer skipping zero input columns (sparse_input), where the whole batch's are."""
+        if self.replicas[0][k].nonzero is None:
+            return None
+        return column_support(np.logical_or.reduce([r[k].nonzero for r in self.replicas]))
+
     def _phase_a(self, w: int, job: tuple[np.ndarray, np.ndarray]) -> None:
         x, t = job
         n = len(t)
@@ -304,13 +334,20 @@ class ParallelStep:
             inputs = x if k == 0 else _whole([r[k].x for r in self.replicas], n)
             delta = _whole([r[k].grad_out for r in self.replicas], n)
             mine = k % self.workers == w  # this layer's bias, and the whole of a small layer
-            if lin.params["W"].size >= SHARED_LAYER_MIN_SIZE:
-                rows = self._rows(lin.params["W"].shape[0], w, multiple=8)  # aligned columns of inputs: 1-2% faster
-            elif mine:
-                rows = slice(None)
+            n_in = lin.params["W"].shape[0]
+            support = self._support(k)
+            if lin.params["W"].size < SHARED_LAYER_MIN_SIZE:
+                if not mine:
+                    continue
+                rows = slice(0, n_in)
+            elif support is None:
+                rows = self._rows(n_in, w, multiple=8)  # aligned columns of inputs: 1-2% faster
             else:
-                continue
-            np.matmul(inputs[:, rows].T, delta, out=lin.grads["W"][rows])
+                rows = self._weighted_rows(n_in, support.prefix, w)
+            if support is None:
+                np.matmul(inputs[:, rows].T, delta, out=lin.grads["W"][rows])
+            else:
+                weight_grad_on(inputs, delta, support, lin.grads["W"], rows)
             self.optimizer.update_rows(i_w, rows, self.optimizer.grad_scale)
             if mine:
                 column_sums(delta, out=lin.grads["b"])

@@ -97,6 +97,16 @@ def batch_order(rng: np.random.Generator, n: int, batch_size: int) -> list[np.nd
 
 # Below this share of dead input columns, leaving them out is not worth copying the training rows.
 TRIM_MIN_SHARE = 0.01
+# The first layer skips the input columns zero throughout a batch (Linear.sparse_input) when a
+# batch is expected to have at least this share of them and the layer has at least this many units,
+# so that the products it saves outweigh looking for them (a pass over the batch).
+# Measured (one process, epochs interleaved, skipping on/off): 1000 units 0.89-0.94 of the time
+# serially, 0.85-0.97 on the parallel step; 512 units 1.005, 256 units 1.01, 128 units 1.09;
+# notebook-mse (64) 1.14, twolayernet (50) 1.23: a narrow layer's products are too short to gain.
+SPARSE_MIN_SHARE = 0.1
+SPARSE_MIN_UNITS = 768
+# Rows sampled to count how often each column is nonzero (that only orders the columns).
+SPARSE_SAMPLE_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,7 @@ class InputTrim:
     live: np.ndarray  # columns used as they are
     folded: np.ndarray  # columns constant and not zero in every training row, computed as one
     values: np.ndarray  # their constants (float64)
+    sparse: bool = False  # the first layer skips columns zero in a whole batch; live is ordered for it
 
     @property
     def n_inputs(self) -> int:
@@ -143,22 +154,48 @@ def live_inputs(cfg: TrainConfig, x_train: np.ndarray) -> InputTrim | None:
     vector U for all of them; so all of them are computed as one column of value C = |c| whose
     weights are (c . W0[folded]) / C + C U, which gives the same products, the same gradient norm and
     the same updates (`TrimmedInputs`). Adam's update is not linear: it keeps such columns.
+
+    Columns may also be zero throughout a batch without being zero in every row: in a batch of 100
+    MNIST images some 200 of the 717 live pixels are blank. A wide first layer skips them
+    (`Linear.sparse_input`, see `sparse_pays`); the live columns are then ordered from the most
+    often lit to the least, so that a batch's nonzero columns are mostly a prefix.
     """
-    if cfg.l2 > 0:
-        return None
-    first = x_train[0]
-    constant = (x_train == first).all(axis=0)
-    zero = constant & (first == 0)
-    foldable = constant & ~zero if cfg.optimizer in ("sgd", "momentum") else np.zeros_like(constant)
-    live = np.flatnonzero(~zero & ~foldable)
-    folded = np.flatnonzero(foldable)
-    trim = InputTrim(live, folded, first[folded].astype(np.float64))
     n = x_train.shape[1]
-    return trim if 0 < len(live) and n - trim.n_inputs >= TRIM_MIN_SHARE * n else None
+    if cfg.l2 > 0:  # weight decay moves every weight: all columns stay
+        live, folded = np.arange(n), np.arange(0)
+    else:
+        first = x_train[0]
+        constant = (x_train == first).all(axis=0)
+        zero = constant & (first == 0)
+        foldable = constant & ~zero if cfg.optimizer in ("sgd", "momentum") else np.zeros_like(constant)
+        live = np.flatnonzero(~zero & ~foldable)
+        folded = np.flatnonzero(foldable)
+    if not len(live):
+        return None
+    lit = sparse_pays(cfg, x_train, live)
+    if lit is not None:
+        live = live[np.argsort(-lit, kind="stable")]
+    trim = InputTrim(live, folded, x_train[0, folded].astype(np.float64), sparse=lit is not None)
+    return trim if trim.sparse or n - trim.n_inputs >= TRIM_MIN_SHARE * n else None
+
+
+def sparse_pays(cfg: TrainConfig, x_train: np.ndarray, live: np.ndarray) -> np.ndarray | None:
+    """How often each live column is nonzero (a sample's share), where skipping zero columns pays; else None.
+
+    It pays for a first layer of at least SPARSE_MIN_UNITS units, when a batch drawn at random is
+    expected to have at least SPARSE_MIN_SHARE of the live columns zero throughout.
+    """
+    units = cfg.hidden_sizes[0] if cfg.hidden_sizes else 0
+    if units < SPARSE_MIN_UNITS:
+        return None
+    sample = x_train[::max(1, len(x_train) // SPARSE_SAMPLE_ROWS), live]
+    lit = np.count_nonzero(sample, axis=0) / len(sample)
+    zero_share = float(np.mean((1 - lit) ** min(cfg.batch_size, len(x_train))))
+    return lit if zero_share >= SPARSE_MIN_SHARE else None
 
 
 class TrimmedInputs:
-    """The network training runs when it leaves out or folds input columns (see `live_inputs`).
+    """The network training runs when it leaves out, folds or reorders input columns (see `live_inputs`).
 
     `model` shares every layer with the learner's model but the first Linear, whose weights are
     the live rows, copied, and one row for the folded columns; its bias is the same array. `sync()`
@@ -175,6 +212,7 @@ class TrimmedInputs:
             rows = np.vstack([rows, (trim.values @ self.W0 / trim.norm).astype(self.W.dtype)])
             self.w0 = rows[-1].astype(np.float64)  # as trained from: U is exactly 0 until it moves
         trimmed = Linear(rows, first.params["b"], needs_input_grad=False)
+        trimmed.sparse_input = trim.sparse
         self.model = MLP([trimmed if layer is first else layer for layer in model.layers], model.loss, model.config)
         model.trimmed_inputs = self
 
@@ -234,8 +272,9 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None,
 
     `workers`: threads per step (engine.parallel); None picks 1 or all this training's cores by
     what was measured to pay. `trim_inputs`: leave out input columns that are zero in every
-    training row, and fold constant ones into one for SGD and momentum, where that changes nothing
-    but float rounding (see `live_inputs`).
+    training row, fold constant ones into one for SGD and momentum, and have a wide first layer
+    skip the columns zero throughout a batch, where that changes nothing but float rounding (see
+    `live_inputs`).
     """
     splits = splits or make_splits(cfg, data)
     model = model or build_model(cfg, data.n_features, data.n_classes)

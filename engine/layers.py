@@ -74,10 +74,8 @@ def nonzero_columns(x: np.ndarray, buffers: Buffers) -> np.ndarray:
     return np.logical_or.reduce(seen, axis=0)
 
 
-def column_support(nonzero: np.ndarray, max_scattered: int | None = None) -> ColumnSupport:
+def column_support(nonzero: np.ndarray, max_scattered: int = MAX_SCATTERED) -> ColumnSupport:
     """The shortest prefix of columns after which at most `max_scattered` columns are nonzero, and those."""
-    if max_scattered is None:
-        max_scattered = MAX_SCATTERED
     cols = np.flatnonzero(nonzero)
     prefix = int(cols[-max_scattered - 1]) + 1 if len(cols) > max_scattered else 0
     scattered = cols[len(cols) - min(len(cols), max_scattered):]

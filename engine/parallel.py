@@ -334,11 +334,12 @@ class ParallelStep:
             inputs = x if k == 0 else _whole([r[k].x for r in self.replicas], n)
             delta = _whole([r[k].grad_out for r in self.replicas], n)
             mine = k % self.workers == w  # this layer's bias, and the whole of a small layer
+            small = lin.params["W"].size < SHARED_LAYER_MIN_SIZE
+            if small and not mine:
+                continue
             n_in = lin.params["W"].shape[0]
             support = self._support(k)
-            if lin.params["W"].size < SHARED_LAYER_MIN_SIZE:
-                if not mine:
-                    continue
+            if small:
                 rows = slice(0, n_in)
             elif support is None:
                 rows = self._rows(n_in, w, multiple=8)  # aligned columns of inputs: 1-2% faster

@@ -139,7 +139,7 @@ class InputTrim:
 
 
 def live_inputs(cfg: TrainConfig, x_train: np.ndarray) -> InputTrim | None:
-    """The input columns a NumPy training computes with, or None for all of them.
+    """The input columns a NumPy training computes with, and in what order; None for all of them as they are.
 
     A column that is zero in every training row adds nothing to the first layer's outputs, and its
     row of the weight gradient is exactly zero in every batch. Without L2 (which pulls weights

@@ -17,19 +17,32 @@ EVAL_CHUNK = 8192  # rows per forward pass when evaluating a whole split
 
 def init_weights(init: str, n_in: int, n_out: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(W, b) in float64, W of shape (n_in, n_out), drawn by the named scheme."""
-    if init == "notebook":  # the notebook's FCLayer draws both from a standard normal
-        return rng.standard_normal((n_in, n_out)), rng.standard_normal(n_out)
-    if init == "small":  # TwoLayerNet: weight_init_std = 0.01
-        return 0.01 * rng.standard_normal((n_in, n_out)), np.zeros(n_out)
-    if init == "xavier":  # Glorot uniform, Keras' default
-        limit = np.sqrt(6 / (n_in + n_out))
-        return rng.uniform(-limit, limit, (n_in, n_out)), np.zeros(n_out)
-    if init == "he":  # Kaiming normal for ReLU
-        return np.sqrt(2 / n_in) * rng.standard_normal((n_in, n_out)), np.zeros(n_out)
-    if init == "pytorch":  # torch.nn.Linear's default (kaiming_uniform with a = sqrt(5)), bias alike
-        bound = 1 / np.sqrt(n_in)
-        return rng.uniform(-bound, bound, (n_in, n_out)), rng.uniform(-bound, bound, n_out)
-    raise ValueError(f"Unknown init {init!r}")
+    return INITS[init](n_in, n_out, rng)
+
+
+def _notebook(n_in, n_out, rng):  # the notebook's FCLayer draws both from a standard normal
+    return rng.standard_normal((n_in, n_out)), rng.standard_normal(n_out)
+
+
+def _small(n_in, n_out, rng):  # TwoLayerNet: weight_init_std = 0.01
+    return 0.01 * rng.standard_normal((n_in, n_out)), np.zeros(n_out)
+
+
+def _xavier(n_in, n_out, rng):  # Glorot uniform, Keras' default
+    limit = np.sqrt(6 / (n_in + n_out))
+    return rng.uniform(-limit, limit, (n_in, n_out)), np.zeros(n_out)
+
+
+def _he(n_in, n_out, rng):  # Kaiming normal for ReLU
+    return np.sqrt(2 / n_in) * rng.standard_normal((n_in, n_out)), np.zeros(n_out)
+
+
+def _pytorch(n_in, n_out, rng):  # torch.nn.Linear's default (kaiming_uniform with a = sqrt(5)), bias alike
+    bound = 1 / np.sqrt(n_in)
+    return rng.uniform(-bound, bound, (n_in, n_out)), rng.uniform(-bound, bound, n_out)
+
+
+INITS = {"notebook": _notebook, "small": _small, "xavier": _xavier, "he": _he, "pytorch": _pytorch}
 
 
 class MLP:

@@ -45,8 +45,8 @@ def test_train_prints_notebook_style_lines():
 
 
 def test_bad_flags_exit_2_with_one_line():
-    for args, words in [(["train", "--hidden", "64,,abc"], "empty entry"), (["train", "--lr", "-1"], "learning rate"),
-                        (["train", "--activation", "gelu"], "invalid choice"),
+    for args, words in [(["train", "--hidden", "64,,abc"], "empty entry"), (["train", "--lr", "-1"], "Learning rate"),
+                        (["train", "--activation", "gelu"], "Unknown hidden activation"),
                         (["train", "--output", "linear", "--loss", "cross_entropy"], "softmax or sigmoid")]:
         out = run(*args)
         assert out.returncode == 2, args

@@ -123,9 +123,9 @@ def test_config_round_trips_and_validates():
     for preset in PRESETS.values():
         cfg = preset.config
         assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    for bad, message in [(dict(hidden_sizes=(0,)), "at least one unit"), (dict(learning_rate=-1), "learning rate"),
-                         (dict(batch_size=0), "batch size"), (dict(activation="gelu"), "Unknown activation"),
-                         (dict(dropout=1.0), "Dropout"), (dict(val_split=1.5), "validation")]:
+    for bad, message in [(dict(hidden_sizes=(0,)), "at least one unit"), (dict(learning_rate=-1), "Learning rate"),
+                         (dict(batch_size=0), "Batch size"), (dict(activation="gelu"), "Unknown hidden activation"),
+                         (dict(dropout=1.0), "Dropout"), (dict(val_split=1.5), "Validation split")]:
         with pytest.raises(ValueError, match=message):
             TrainConfig(**bad)
     with pytest.raises(ValueError, match="Unknown configuration field"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from types import SimpleNamespace
 
@@ -41,10 +42,12 @@ def get_backend(name: str):
     """'numpy' or 'torch' -> an object with a `train` generator function."""
     if name == "numpy":
         return SimpleNamespace(name="numpy", train=numpy_train)
+    if name == "textbook":
+        return SimpleNamespace(name="textbook", train=functools.partial(numpy_train, workers=1, trim_inputs=False))
     if name == "torch":
         if not torch_available():
             raise ImportError(TORCH_INSTALL_HINT)
         from engine.backends import torch_backend
 
         return SimpleNamespace(name="torch", train=torch_backend.torch_train)
-    raise ValueError(f"Unknown backend {name!r}; choose numpy or torch")
+    raise ValueError(f"Unknown backend {name!r}; choose numpy, textbook or torch")

@@ -1,6 +1,6 @@
 """When does the multi-threaded NumPy step pay? Parallel / serial epoch time for a set of models.
 
-    python bench/parallel.py                       # the table behind engine.parallel's rule
+    python bench/parallel.py                       # what the step planner's parallel candidate gains
     python bench/parallel.py --epochs 3 --rows 30000
 
 Epochs of the serial step (workers=1) and the shared step (workers = this machine's cores) run
@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import interleaved_epoch_times  # noqa: E402
 from engine import PRESETS, load_dataset  # noqa: E402
+from engine.backends.numpy_backend import numpy_train  # noqa: E402
 from engine.config import n_parameters  # noqa: E402
-from engine.parallel import available_cores  # noqa: E402
-from engine.train import numpy_train  # noqa: E402
+from engine.fast.parallel import available_cores  # noqa: E402
 
 CASES = [  # hidden sizes, batch size, optimizer
     ((1000,), 32, "adam"), ((1000,), 100, "adam"), ((1000,), 256, "adam"), ((1000, 1000), 100, "adam"),

@@ -5,6 +5,9 @@
     python bench/run.py --presets keras-mlp,pytorch-mlp --dropout 0.2   # the presets with dropout
     python bench/run.py --presets keras-mlp --activation sigmoid          # ... or another activation
 
+`textbook` is the engine's textbook modules alone (engine/layers, losses, optim, model); `numpy` is the
+same maths through engine/fast, whose step variant (threads, skipping batch-blank columns) is chosen
+by measurement in each run's first epoch, which is not timed; the table says which it chose.
 Ratios are NumPy time / PyTorch CPU time for the same config, batch order and initial weights
 (medians over the timed epochs); below 1 the engine is faster. The reference, `torch-cpu`, steps
 with autograd and torch.optim (SGD or Adam, fused=True), as PyTorch's tutorials do;
@@ -35,9 +38,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import PRESETS, build_model, load_dataset, train  # noqa: E402
+from engine.backends.numpy_backend import numpy_train  # noqa: E402
+from engine.fast.parallel import available_cores  # noqa: E402
+from engine.fast.trim import live_inputs  # noqa: E402
 from engine.layers import ACTIVATIONS  # noqa: E402
-from engine.parallel import available_cores  # noqa: E402
-from engine.train import live_inputs, make_splits, numpy_train  # noqa: E402
+from engine.train import make_splits  # noqa: E402
 
 
 def epoch_flops(cfg, n_rows: int, n_features: int, n_classes: int) -> float:
@@ -68,12 +73,34 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def runners(cfg, torch, cuda: bool, trims: bool = False) -> dict:
+def cpu_description() -> str:
+    """The CPU's model name and the BLAS NumPy uses (library, kernel, threads), as threadpoolctl reports it."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = next((lib for lib in threadpool_info() if lib["user_api"] == "blas"), None)
+    except ImportError:
+        blas = None
+    kernel = (f"{blas['internal_api']} {blas.get('version') or ''} {blas.get('architecture') or ''} kernel, "
+              f"{blas['num_threads']} threads" if blas else "BLAS unknown")
+    return f"{model}; {kernel}"
+
+
+def runners(cfg, torch, cuda: bool, trims: bool = False, plans: dict | None = None) -> dict:
     """Backend name -> function(cfg, data) returning the training generator.
 
     `trims`: the engine leaves out blank inputs for this config, so time it without that too.
+    `plans`: gets the numpy backend's chosen step variant under "numpy".
     """
-    out = {"numpy": lambda c, d: train(c, d)}
+    plans = {} if plans is None else plans
+    out = {"numpy": lambda c, d: numpy_train(c, d, on_plan=lambda text: plans.__setitem__("numpy", text)),
+           "textbook": lambda c, d: train(c.replace(backend="textbook"), d)}
     if trims:
         out["numpy-every-input"] = lambda c, d: numpy_train(c, d, trim_inputs=False)
     if torch is not None:
@@ -162,7 +189,7 @@ def main(argv=None) -> int:
     data = load_dataset("mnist")
     peak = matmul_peak()
     cuda = torch is not None and torch.cuda.is_available()
-    header = (f"# {platform.processor() or platform.machine()}, {available_cores()} cores, NumPy {np.__version__}"
+    header = (f"# {cpu_description()}, {available_cores()} cores, NumPy {np.__version__}"
               + (f", PyTorch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else "")
               + (f", GPU {torch.cuda.get_device_name()}" if cuda else "")
               + f"; measured float32 matmul peak {peak:.1f} GFLOP/s")
@@ -177,7 +204,8 @@ def main(argv=None) -> int:
         splits = make_splits(cfg, data)
         live = live_inputs(cfg, splits.x_train)
         ev_flops = eval_flops(cfg, n + len(data.y_test), data.n_features, data.n_classes)
-        run_fns = runners(cfg, torch, cuda, trims=live is not None)
+        plans: dict[str, str] = {}
+        run_fns = runners(cfg, torch, cuda, trims=live is not None, plans=plans)
         timings = {backend: statistics.median(ts)
                    for backend, ts in interleaved_epoch_times(cfg, run_fns, data, args.epochs).items()}
         evals = interleaved_eval_times(eval_functions(cfg, data, splits, list(run_fns)), args.repeats)
@@ -185,7 +213,7 @@ def main(argv=None) -> int:
             n_inputs = live.n_inputs if live is not None and backend == "numpy" else data.n_features
             flops = epoch_flops(cfg, n, n_inputs, data.n_classes)
             ref, ref_eval = timings.get("torch-cpu"), evals.get("torch-cpu")
-            rows.append(dict(preset=name, backend=backend, epoch_s=seconds,
+            rows.append(dict(preset=name, backend=backend, epoch_s=seconds, plan=plans.get(backend),
                              ratio=seconds / ref if ref else None,
                              gflops=flops / seconds / 1e9,
                              pct_peak=100 * flops / seconds / 1e9 / peak if "cuda" not in backend else None,
@@ -204,6 +232,9 @@ def main(argv=None) -> int:
             print(f"{r['preset']:20} {r['backend']:19} {r['epoch_s']:8.3f} {fmt(r['ratio'], '6.2f')} "
                   f"{r['gflops']:8.1f} {fmt(r['pct_peak'], '6.0f')} {fmt(r['eval_s'], '7.3f')} "
                   f"{fmt(r['eval_ratio'], '6.2f')}")
+        for r in rows:
+            if r["plan"]:
+                print(f"# {r['preset']}: the numpy step chose {r['plan']}")
     return 0
 
 

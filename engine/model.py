@@ -50,22 +50,18 @@ class MLP:
 
     def __init__(self, layers: list[Layer], loss: Loss, config: TrainConfig | None = None) -> None:
         self.layers, self.loss, self.config = layers, loss, config
-        # While a NumPy training leaves out (or folds) input columns that are constant in all its
-        # rows, it trains the first layer's rows in a separate array: engine.train.TrimmedInputs,
-        # whose merge() get_weights() calls.
-        self.trimmed_inputs = None
 
     @property
     def linears(self) -> list[Linear]:
         return [layer for layer in self.layers if isinstance(layer, Linear)]
 
     def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(param, grad) pairs, in layer order."""
+        """(param, grad) pairs, in layer order: what an optimizer updates."""
         return [(layer.params[k], layer.grads[k]) for layer in self.layers for k in layer.params]
 
     def named_parameters(self) -> dict[str, np.ndarray]:
-        """'0.W', '0.b', '1.W', ...: the names weights are saved under."""
-        return {name: lin.params[k] for name, (lin, k) in _param_index(self).items()}
+        """'0.W', '0.b', '1.W', ...: the names weights are saved under (i counts the Linear layers)."""
+        return {f"{i}.{k}": lin.params[k] for i, lin in enumerate(self.linears) for k in ("W", "b")}
 
     @property
     def n_params(self) -> int:
@@ -76,29 +72,18 @@ class MLP:
         return self.linears[0].params["W"].dtype
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
-        """(n_ex, n_in) -> logits (n_ex, n_classes), i.e. before the output activation."""
+        """x: (batch, n_in) -> logits: (batch, n_classes), before the output activation."""
         for layer in self.layers:
             x = layer.forward(x, train)
         return x
 
     def backward(self, grad: np.ndarray) -> None:
-        """Back-propagate dL/dlogits through every layer, filling each layer's grads."""
+        """Back-propagate dL/dlogits through every layer, last to first, filling each layer's grads."""
         for layer in reversed(self.layers):
             grad = layer.backward(grad)
-            if grad is None:
-                break
-
-    def train_step_loss(self, x: np.ndarray, t: np.ndarray, grad_scale: float = 1.0) -> float:
-        """Forward, loss and backward for one batch; returns the batch loss.
-
-        The grads are `grad_scale` times the gradient (see Optimizer.grad_scale).
-        """
-        value = self.loss.forward(self.forward(x, train=True), t)
-        self.backward(self.loss.backward(grad_scale))
-        return value
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Outputs after the output activation, (n_ex, n_classes), computed in chunks."""
+        """Outputs after the output activation, (n, n_classes), computed in chunks."""
         out_name = self.loss.output_name
         return np.concatenate([apply_output(self.forward(self._as_input(x[i:i + EVAL_CHUNK]), False), out_name)
                                for i in range(0, len(x), EVAL_CHUNK)])
@@ -122,11 +107,8 @@ class MLP:
         return x.astype(self.dtype, copy=False)
 
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of the parameters in layer order, up to date even in the middle of a training."""
-        arrays = [p.copy() for p, _ in self.parameters()]
-        if self.trimmed_inputs is not None:
-            self.trimmed_inputs.merge(arrays[0])
-        return arrays
+        """Copies of the parameters, in layer order."""
+        return [p.copy() for p, _ in self.parameters()]
 
     def set_weights(self, arrays: list[np.ndarray]) -> None:
         for (p, _), a in zip(self.parameters(), arrays, strict=True):
@@ -152,7 +134,7 @@ def build_model(cfg: TrainConfig, n_features: int, n_classes: int, dtype=np.floa
     layers: list[Layer] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         W, b = init_weights(cfg.init, n_in, n_out, init_rng)
-        layers.append(Linear(W.astype(dtype), b.astype(dtype), needs_input_grad=i > 0))
+        layers.append(Linear(W.astype(dtype), b.astype(dtype)))
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[cfg.activation]())
             if cfg.dropout > 0:
@@ -202,7 +184,8 @@ def gradcheck(model: MLP, x: np.ndarray, t: np.ndarray, eps: float = 1e-6,
     The model should be float64 (build_model(..., dtype=np.float64)) and free of dropout.
     Error = |analytic - numeric| / max(|analytic| + |numeric|, 1e-12), over checked entries.
     """
-    model.train_step_loss(x, t)
+    model.loss.forward(model.forward(x, train=True), t)
+    model.backward(model.loss.backward())
     analytic = {name: lin.grads[k].copy() for name, (lin, k) in _param_index(model).items()}
     rng = np.random.default_rng(seed)
     errors = {}

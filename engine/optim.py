@@ -1,19 +1,12 @@
-"""Optimizers: validated hyperparameters, one update rule each, per-parameter state.
+"""Optimizers: one update rule each, per-parameter state, as torch.optim.SGD and torch.optim.Adam define them.
 
-Updates follow PyTorch's definitions (torch.optim.SGD / Adam), so PyTorch is an exact oracle.
-Weight decay is L2 on weights only (arrays with 2 or more dimensions), added to the gradient.
-`step()` uses each gradient array as scratch space: gradients are consumed by the step.
-Every rule is elementwise, so a step can also be applied in parts (`begin_step()`, then
-`update_rows(i, rows)` over disjoint row ranges), which is how the parallel engine shares it out.
-
-Gradients may arrive already multiplied by a factor (`step(scaled_by=...)`): a training loop folds
-`grad_scale` into the loss gradient (MLP.train_step_loss), where it costs nothing. For SGD and
-momentum that is the learning rate, which saves each of them a pass: SGD's step is p -= g.
+`Optimizer(params_and_grads, lr, ...)` takes (param, grad) array pairs; `step()` reads each grad
+(dL/dparam, left as it is) and updates its param in place. Weight decay is L2 on the weights only
+(arrays of 2 or more dimensions): `weight_decay * p` is added to the gradient. TrainConfig checks
+the hyperparameters before an optimizer is built. Faster versions of the same rules: engine/fast/optim.py.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -21,58 +14,23 @@ ParamsAndGrads = list[tuple[np.ndarray, np.ndarray]]
 
 
 class Optimizer:
-    """Base: `step()` applies the update to every (param, grad) pair in place."""
+    """Base: `step()` applies `update` to every (param, grad) pair; `state[i]` is parameter i's memory."""
 
     def __init__(self, params_and_grads: ParamsAndGrads, lr: float, weight_decay: float = 0.0) -> None:
-        if not (lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"Invalid learning rate: {lr} (it must be a positive number)")
-        if not weight_decay >= 0:
-            raise ValueError(f"Invalid weight decay: {weight_decay} (it must be 0 or more)")
         self.params_and_grads = list(params_and_grads)
         self.lr, self.weight_decay = lr, weight_decay
         self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params_and_grads]
         self.steps = 0
-        self._state_made = False
 
-    @property
-    def grad_scale(self) -> float:
-        """The factor this rule's update wants its gradients multiplied by (see the module's docstring)."""
-        return 1.0
-
-    def step(self, scaled_by: float = 1.0) -> None:
-        """Update every parameter from its gradient, which is `scaled_by` times dL/dp."""
-        self.begin_step()
-        rescale = self.grad_scale / scaled_by
-        for (p, g), state in zip(self.params_and_grads, self.state):
-            self._apply(p, g, state, rescale)
-
-    def begin_step(self) -> None:
-        """Count the step and make any missing state, before `update_rows` calls (which may run in threads)."""
+    def step(self) -> None:
         self.steps += 1
-        if not self._state_made:  # once: a step's bookkeeping is paid on every batch
-            for (p, _), state in zip(self.params_and_grads, self.state):
-                if not state:
-                    state.update(self.new_state(p))
-            self._state_made = True
-
-    def update_rows(self, i: int, rows: slice, scaled_by: float = 1.0) -> None:
-        """Apply this step's update to rows `rows` of parameter `i` (its first axis)."""
-        p, g = self.params_and_grads[i]
-        self._apply(p[rows], g[rows], {k: v[rows] for k, v in self.state[i].items()}, self.grad_scale / scaled_by)
-
-    def _apply(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray], rescale: float) -> None:
-        """`rescale` turns the gradient as given into grad_scale times dL/dp."""
-        if rescale != 1.0:
-            g *= rescale
-        if self.weight_decay and p.ndim >= 2:
-            g += (self.weight_decay * self.grad_scale) * p
-        self.update(p, g, state)
-
-    def new_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
-        return {}
+        for (p, g), state in zip(self.params_and_grads, self.state):
+            if self.weight_decay and p.ndim >= 2:
+                g = g + self.weight_decay * p
+            self.update(p, g, state)
 
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        """Apply the rule; `g` is grad_scale times the gradient (L2 included) and may be overwritten."""
+        """Change p in place, given its gradient g (L2 included)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -80,84 +38,59 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """p -= lr * g, with g arriving as lr * g where the training loop folds the rate in."""
-
-    @property
-    def grad_scale(self) -> float:
-        return self.lr
+    """p <- p - lr * g."""
 
     def update(self, p, g, state):
-        p -= g
+        p -= self.lr * g
 
 
 class Momentum(Optimizer):
-    """Heavy ball, as torch.optim.SGD(momentum=mu): v = mu v + g; p -= lr v.
-
-    The buffer is kept in units of lr (lr v = mu (lr v) + lr g), so with the rate folded into the
-    gradient a step is three passes, not four.
-    """
+    """Heavy ball, as torch.optim.SGD(momentum=mu): v <- mu * v + g; p <- p - lr * v (v starts at 0)."""
 
     def __init__(self, params_and_grads, lr, momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__(params_and_grads, lr, weight_decay)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"Invalid momentum: {momentum} (use a number in [0, 1))")
         self.momentum = momentum
 
-    @property
-    def grad_scale(self) -> float:
-        return self.lr
-
-    def new_state(self, p):
-        return {"momentum_buffer": np.zeros_like(p)}  # mu * 0 + g is the first step's "buffer = g" exactly
-
     def update(self, p, g, state):
-        v = state["momentum_buffer"]  # lr v
+        v = state.setdefault("v", np.zeros_like(p))
         v *= self.momentum
         v += g
-        p -= v
+        p -= self.lr * v
 
 
 class Adam(Optimizer):
-    """Adam with bias correction, as torch.optim.Adam.
+    """Adam (Kingma & Ba, Algorithm 1), as torch.optim.Adam.
 
-    Stored moments are scaled so each update is a multiply-add with no temporaries:
-    M = m / (1 - b1) and V = v / (1 - b2) follow M = b1 M + g and V = b2 V + g^2: ten passes over
-    each parameter, none allocating and no scratch array. For big layers engine.parallel shares
-    these passes out over cores.
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2  (moment estimates, starting at 0)
+    m_hat = m / (1 - b1^t);  v_hat = v / (1 - b2^t)     (bias corrections, t = step number)
+    p <- p - lr * m_hat / (sqrt(v_hat) + eps)
     """
 
     def __init__(self, params_and_grads, lr, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
         super().__init__(params_and_grads, lr, weight_decay)
-        if not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"Invalid betas: {betas} (each must be in [0, 1))")
         self.betas, self.eps = betas, eps
-
-    def new_state(self, p):
-        return {"M": np.zeros_like(p), "V": np.zeros_like(p)}
 
     def update(self, p, g, state):
         b1, b2 = self.betas
-        # p -= lr/bc1 * m / (sqrt(v/bc2) + eps), rewritten in M and V:
-        # p -= c * M / (sqrt(V) + e), c = lr (1-b1)/bc1 / sqrt((1-b2)/bc2), e = eps / sqrt((1-b2)/bc2)
-        k = math.sqrt((1 - b2) / (1 - b2 ** self.steps))
-        c = self.lr * (1 - b1) / (1 - b1 ** self.steps) / k
-        _adam_block(p, g, state["M"], state["V"], b1, b2, c, self.eps / k)
-
-
-def _adam_block(p, g, M, V, b1, b2, c, e):
-    """Once g^2 is in V, g is free: the rest of the update is computed in it (four arrays in cache, not five)."""
-    M *= b1
-    M += g
-    V *= b2
-    np.square(g, out=g)
-    V += g
-    np.sqrt(V, out=g)
-    g += e
-    np.divide(M, g, out=g)
-    g *= c
-    p -= g
+        t = self.steps
+        m = state.setdefault("m", np.zeros_like(p))
+        v = state.setdefault("v", np.zeros_like(p))
+        m[...] = b1 * m + (1 - b1) * g
+        v[...] = b2 * v + (1 - b2) * g ** 2
+        m_hat = m / (1 - b1 ** t)
+        v_hat = v / (1 - b2 ** t)
+        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
-OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
+
+
+def make_optimizer(cfg, params_and_grads: ParamsAndGrads, registry: dict = OPTIMIZERS) -> Optimizer:
+    """The optimizer a TrainConfig names, over these (param, grad) pairs (`registry`: engine.fast's, for speed)."""
+    kwargs = {"weight_decay": cfg.l2}
+    if cfg.optimizer == "momentum":
+        kwargs["momentum"] = cfg.momentum
+    elif cfg.optimizer == "adam":
+        kwargs["betas"] = cfg.betas
+    return registry[cfg.optimizer](params_and_grads, cfg.learning_rate, **kwargs)

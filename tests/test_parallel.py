@@ -5,10 +5,14 @@ import threading
 import numpy as np
 import pytest
 
-import engine.parallel as parallel
+import engine.fast.parallel as parallel
+import engine.fast.step as fast_step
 from engine import PRESETS, TrainConfig, TrainingDiverged, build_model
-from engine.parallel import CpuShare, ParallelStep, parallel_workers
-from engine.train import make_optimizer, numpy_train
+from engine.backends.numpy_backend import numpy_train
+from engine.fast.model import FastMLP, twin
+from engine.fast.optim import FAST_OPTIMIZERS
+from engine.fast.parallel import CpuShare, ParallelStep
+from engine.optim import make_optimizer
 
 
 def _losses(history):
@@ -76,8 +80,8 @@ def test_divergence_in_a_parallel_step_is_reported_where_the_serial_step_reports
 
 def test_an_error_in_a_worker_reaches_the_caller_and_no_thread_is_left(mnist, monkeypatch):
     cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(50,), epochs=1, train_limit=500)
-    model = build_model(cfg, 784, 10)
-    optimizer = make_optimizer(cfg, model)
+    model = twin(build_model(cfg, 784, 10))
+    optimizer = make_optimizer(cfg, model.parameters(), FAST_OPTIMIZERS)
     calls = []
 
     def failing(self, w, job):
@@ -101,27 +105,43 @@ def test_stopping_between_batches_ends_the_helper_threads(mnist):
     cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(50,), epochs=2, train_limit=1000)
     seen = []
     history = list(numpy_train(cfg, mnist, workers=2, should_stop=lambda: len(seen) >= 3,
-                               on_batch=lambda b, n: seen.append(b)))
+                               on_batch=lambda b, n, loss: seen.append(b)))
     assert history == [] and len(seen) == 3
     assert not any(t.name.startswith("mlp-lab-worker") for t in threading.enumerate())
 
 
-def test_when_sharing_a_step_pays():
-    keras = PRESETS["keras-mlp"].config
-    model = build_model(keras, 784, 10)
-    adam = make_optimizer(keras, model)
-    assert parallel_workers(model, adam, 100, cores=2) == 2
-    assert parallel_workers(model, adam, 100, cores=1) == 1
-    assert parallel_workers(model, adam, 100, cores=32) == 4  # measured on 2 cores: a cautious cap
-    assert parallel_workers(model, adam, 512, cores=2) == 1  # big batches: matmuls dominate
-    assert parallel_workers(model, adam, 8, cores=2) == 1  # too few rows to share
-    sgd_cfg = keras.replace(optimizer="sgd", learning_rate=0.1)
-    assert parallel_workers(model, make_optimizer(sgd_cfg, model), 100, cores=2) == 1
-    small = build_model(PRESETS["pytorch-mlp"].config, 784, 10)
-    assert parallel_workers(small, make_optimizer(keras, small), 64, cores=2) == 1
-    dropout = build_model(keras.replace(dropout=0.2), 784, 10)  # the step draws its masks (same draws)
-    assert parallel_workers(dropout, make_optimizer(keras, dropout), 100, cores=2) == 2
-    assert parallel_workers(small, make_optimizer(keras, small), 64, cores=2, workers=2) == 2  # asked for
+@pytest.mark.parametrize("slow", ["serial", "parallel"])
+def test_the_step_planner_keeps_the_variant_measured_fastest(mnist, monkeypatch, slow):
+    """Whichever variant is made slow, the planner measures it and keeps the other; training stays the same."""
+    import time
+
+    monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=2))
+    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(200,), epochs=1, train_limit=4000)
+    if slow == "parallel":
+        original = ParallelStep.step
+        monkeypatch.setattr(ParallelStep, "step", lambda self, x, t: time.sleep(0.05) or original(self, x, t))
+    else:
+        original = FastMLP.train_step_loss
+        monkeypatch.setattr(FastMLP, "train_step_loss",
+                            lambda self, *a: time.sleep(0.05) or original(self, *a))
+    plans = []
+    (planned,) = list(numpy_train(cfg, mnist, on_plan=plans.append))
+    assert plans and plans[0].startswith("1 thread" if slow == "parallel" else "2 threads"), plans
+    (serial,) = list(numpy_train(cfg, mnist, workers=1))
+    assert planned.train_loss == pytest.approx(serial.train_loss, rel=1e-4)
+
+
+def test_small_networks_and_single_cores_have_one_candidate(mnist, monkeypatch):
+    from engine.train import make_splits
+
+    monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=2))
+    small = PRESETS["twolayernet"].config.replace(train_limit=1000)
+    step = fast_step.FastStep(small, build_model(small, 784, 10), make_splits(small, mnist))
+    assert step.candidates == [fast_step.Variant(1, False)] and step.plan == "1 thread"
+    monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=1))
+    keras = PRESETS["keras-mlp"].config.replace(train_limit=1000)
+    step = fast_step.FastStep(keras, build_model(keras, 784, 10), make_splits(keras, mnist))
+    assert {v.workers for v in step.candidates} == {1} and {v.sparse for v in step.candidates} == {False, True}
 
 
 def test_cpu_share_splits_cores_and_makes_blas_single_threaded_in_a_parallel_loop():
@@ -148,7 +168,7 @@ def test_a_training_uses_the_process_cpu_share(mnist, monkeypatch):
     monkeypatch.setattr(parallel, "_SHARE", share)
     seen = []
     cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(20,), epochs=1, train_limit=300)
-    list(numpy_train(cfg, mnist, on_batch=lambda b, n: seen.append(share.trainings)))
+    list(numpy_train(cfg, mnist, on_batch=lambda b, n, loss: seen.append(share.trainings)))
     assert seen and set(seen) == {1} and share.trainings == 0
 
 
@@ -163,6 +183,7 @@ def test_gradient_norms_are_the_last_batch_gradient_before_the_update(mnist, opt
     (result,) = list(numpy_train(cfg, mnist, workers=workers))
     fresh = build_model(cfg, 784, 10)
     splits = make_splits(cfg, mnist)
-    fresh.train_step_loss(splits.x_train, splits.y_train)
+    fresh.loss.forward(fresh.forward(splits.x_train), splits.y_train)
+    fresh.backward(fresh.loss.backward())
     expected = [np.linalg.norm(lin.grads["W"]) for lin in fresh.linears]
     assert [s["grad_norm"] for s in result.layer_stats] == pytest.approx(expected, rel=1e-4)

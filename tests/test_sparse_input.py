@@ -1,23 +1,22 @@
 """A wide first layer skips the input columns that are zero throughout a batch: the same training, less work.
 
 MNIST's pixels near the border are blank in most images, so in a batch of 100 about 200 of the 717
-live pixels are zero in every row. `Linear.sparse_input` leaves them out of the layer's products;
+live pixels are zero in every row. `FastLinear.sparse_input` leaves them out of the layer's products;
 the columns are ordered from the most often lit, so a batch's nonzero columns are a prefix and a
 few scattered ones (`column_support`). References: float64 products of every column, and the same
 training with every column (`trim_inputs=False`).
 """
 
-import importlib
-
 import numpy as np
 import pytest
 
+import engine.fast.trim as trim_module
 from engine import PRESETS, build_model
-from engine.layers import Buffers, Linear, column_support, nonzero_columns, weight_grad_on
-from engine.parallel import PREFIX_ROW_WORK, ParallelStep
-from engine.train import live_inputs, make_splits, numpy_train
-
-train_module = importlib.import_module("engine.train")  # the module: engine.train is also the function
+from engine.backends.numpy_backend import numpy_train
+from engine.fast.layers import Buffers, FastLinear, column_support, nonzero_columns, weight_grad_on
+from engine.fast.parallel import PREFIX_ROW_WORK, ParallelStep
+from engine.fast.trim import live_inputs
+from engine.train import make_splits
 
 
 def _batches(rng):
@@ -65,7 +64,7 @@ def test_sparse_linear_is_the_dense_linear(rng, case):
     W = rng.standard_normal((x.shape[1], 30)).astype(np.float32)
     b = rng.standard_normal(30).astype(np.float32)
     grad_out = rng.standard_normal((len(x), 30)).astype(np.float32)
-    layer = Linear(W, b, needs_input_grad=False)
+    layer = FastLinear(W, b, needs_input_grad=False)
     layer.sparse_input = True
     y = layer.forward(x).copy()
     layer.backward(grad_out.copy())
@@ -73,13 +72,13 @@ def test_sparse_linear_is_the_dense_linear(rng, case):
         ref_y = x.astype(np.float64) @ W + b
         ref_dW = x.T.astype(np.float64) @ grad_out
     np.testing.assert_allclose(y, ref_y, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(layer.grads["W"], ref_dW, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(layer.grads["b"], grad_out.sum(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.scaled_grads["W"], ref_dW, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.scaled_grads["b"], grad_out.sum(0), rtol=1e-5, atol=1e-5)
     assert layer.support is not None and np.array_equal(layer.nonzero, x.astype(bool).any(0) | np.isnan(x).any(0))
     if case == "mnist-like":  # the case the layer is for: a prefix shorter than the row, and scattered columns
         assert layer.support.prefix <= 20 and layer.support.scattered.tolist() == [26, 35, 38]
     if case == "nan":
-        assert np.isnan(y[5]).all() and np.isnan(layer.grads["W"][30]).all()
+        assert np.isnan(y[5]).all() and np.isnan(layer.scaled_grads["W"][30]).all()
     layer.forward(x, train=False)  # evaluation multiplies every column: its batches are large
     assert layer.support is None
 
@@ -110,9 +109,9 @@ def test_wide_mnist_layers_skip_zero_columns_ordered_by_how_often_they_are_lit(m
     # with L2 every column stays (all weights decay) but they are still ordered for skipping
     l2 = live_inputs(cfg.replace(l2=1e-4), x)
     assert l2.sparse and len(l2.live) == 784 and sorted(l2.live.tolist()) == list(range(784))
-    # Not where it does not pay: narrow layers, and standardized pixels (no zeros)
+    # Not a candidate where it never paid: narrow layers, and standardized pixels (no zeros)
     assert not live_inputs(PRESETS["notebook-mse"].config, x).sparse
-    assert live_inputs(cfg.replace(hidden_sizes=(train_module.SPARSE_MIN_UNITS - 1,)), x).sparse is False
+    assert live_inputs(cfg.replace(hidden_sizes=(trim_module.SPARSE_MIN_UNITS - 1,)), x).sparse is False
     std = PRESETS["pytorch-mlp"].config.replace(hidden_sizes=(1000,))
     assert not live_inputs(std, make_splits(std, mnist).x_train).sparse
 
@@ -120,13 +119,13 @@ def test_wide_mnist_layers_skip_zero_columns_ordered_by_how_often_they_are_lit(m
 @pytest.mark.parametrize("optimizer, l2, workers", [
     ("adam", 0.0, 1), ("adam", 0.0, 2), ("adam", 0.0, 3), ("sgd", 0.0, 1), ("momentum", 1e-3, 2), ("adam", 1e-3, 2)])
 def test_training_that_skips_zero_columns_is_the_training_with_every_column(mnist, monkeypatch, optimizer, l2, workers):
-    monkeypatch.setattr(train_module, "SPARSE_MIN_UNITS", 64)  # a narrower layer than in use, for speed
+    monkeypatch.setattr(trim_module, "SPARSE_MIN_UNITS", 64)  # a narrower layer than in use, for speed
     cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(96,), epochs=2, train_limit=2030, val_split=0.0,
                                                optimizer=optimizer, l2=l2,
                                                learning_rate=1e-3 if optimizer == "adam" else 0.05)
     assert live_inputs(cfg, make_splits(cfg, mnist).x_train).sparse
     skipped = []
-    original = Linear.forward
+    original = FastLinear.forward
 
     def forward(self, x, train=True):  # how much of the first layer the products left out
         y = original(self, x, train)
@@ -134,13 +133,13 @@ def test_training_that_skips_zero_columns_is_the_training_with_every_column(mnis
             skipped.append(1 - (self.support.prefix + len(self.support.scattered)) / x.shape[1])
         return y
 
-    monkeypatch.setattr(Linear, "forward", forward)
+    monkeypatch.setattr(FastLinear, "forward", forward)
     shared = []  # with workers > 1 the parallel step is used (asked for: with 96 units it would not pay)
     monkeypatch.setattr(ParallelStep, "__init__", lambda self, model, *args: shared.append(
         model.linears[0].sparse_input) or _original_init(self, model, *args))
     models, histories = [build_model(cfg, 784, 10) for _ in range(2)], []
     for model, trim in zip(models, (True, False)):
-        histories.append(list(numpy_train(cfg, mnist, model=model, workers=workers, trim_inputs=trim)))
+        histories.append(list(numpy_train(cfg, mnist, model=model, workers=workers, trim_inputs=trim, sparse=trim)))
     assert np.mean(skipped) > 0.1  # the premise: a good share of the columns was skipped
     assert shared == ([] if workers == 1 else [True] * cfg.epochs + [False] * cfg.epochs)
     for key in ("train_loss", "test_loss"):

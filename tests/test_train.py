@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine import PRESETS, EpochResult, TrainConfig, TrainingDiverged, build_model, load_model, train
-from engine.model import MLP
+from engine.model import MLP, seed_streams
 from engine.train import batch_order, make_splits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,19 +41,34 @@ def test_batch_order_shuffles_and_keeps_the_last_partial_batch():
     assert np.concatenate(batches).tolist() != list(range(10))
 
 
-def test_every_example_is_seen_once_per_epoch(digits, monkeypatch):
+@pytest.mark.parametrize("backend", ["textbook", "numpy"])
+def test_every_example_is_seen_once_per_epoch(digits, monkeypatch, backend):
     seen = []
-    original = MLP.train_step_loss
-    monkeypatch.setattr(MLP, "train_step_loss", lambda self, x, t, *a: seen.append(len(t)) or original(self, x, t, *a))
-    next(train(SMALL.replace(batch_size=100), digits))
-    assert sum(seen) == len(digits.y_train) and seen[-1] == len(digits.y_train) % 100
+    original = MLP.forward
+    monkeypatch.setattr(MLP, "forward", lambda self, x, train=True: (train and seen.append(x.copy()))
+                        or original(self, x, train))
+    next(train(SMALL.replace(batch_size=100, backend=backend), digits))
+    assert [len(x) for x in seen[:-1]] == [100] * (len(digits.y_train) // 100)
+    assert len(seen[-1]) == len(digits.y_train) % 100
+    if backend == "textbook":  # every training image once (the fast path trains on fewer columns of them)
+        rows, expected = np.concatenate(seen), make_splits(SMALL, digits).x_train
+        np.testing.assert_array_equal(np.unique(rows, axis=0), np.unique(expected, axis=0))
 
 
-def test_should_stop_ends_between_batches(digits):
+@pytest.mark.parametrize("backend", ["textbook", "numpy"])
+def test_should_stop_ends_between_batches_and_on_batch_gets_each_batch_loss(digits, backend):
+    cfg = SMALL.replace(backend=backend)
     calls = []
-    gen = train(SMALL, digits, should_stop=lambda: len(calls) >= 5, on_batch=lambda b, n: calls.append((b, n)))
+    gen = train(cfg, digits, should_stop=lambda: len(calls) >= 5,
+                on_batch=lambda b, n, loss: calls.append((b, n, loss)))
     assert list(gen) == []
-    assert len(calls) == 5 and calls[0][1] == -(-len(digits.y_train) // 32)
+    assert [c[0] for c in calls] == [1, 2, 3, 4, 5] and calls[0][1] == -(-len(digits.y_train) // 32)
+    # the first batch's loss is the loss of the initial weights on that batch
+    splits = make_splits(cfg, digits)
+    first = batch_order(np.random.default_rng(seed_streams(cfg.seed)["shuffle"]), len(splits.y_train), 32)[0]
+    model = build_model(cfg, 64, 10)
+    expected = model.loss.forward(model.forward(splits.x_train[first], train=True), splits.y_train[first])
+    assert calls[0][2] == pytest.approx(expected, rel=1e-5)
 
 
 def test_caller_stops_by_not_asking(digits):
@@ -82,10 +97,25 @@ def test_validation_split_and_train_limit(digits):
 
 
 def test_layer_stats_describe_each_linear_layer(digits):
-    (r,) = list(train(SMALL.replace(epochs=1), digits))
+    """The statistics against a float64 computation by hand: the last batch's gradient, the probe's activations."""
+    cfg = SMALL.replace(epochs=1)
+    splits = make_splits(cfg, digits)
+    model = build_model(cfg, 64, 10)
+    (r,) = list(train(cfg, digits, model=model))
     assert len(r.layer_stats) == 2
-    assert r.layer_stats[0]["grad_norm"] > 0 and 0 <= r.layer_stats[0]["dead_frac"] <= 1
-    assert json.dumps(r.to_dict())
+    probe = splits.x_test[:512].astype(np.float64)
+    W1, b1 = (model.linears[0].params[k].astype(np.float64) for k in ("W", "b"))
+    h = np.maximum(probe @ W1 + b1, 0)
+    first = r.layer_stats[0]
+    assert first["act_mean"] == pytest.approx(h.mean(), rel=1e-5)
+    assert first["act_std"] == pytest.approx(h.std(), rel=1e-5)
+    assert first["dead_frac"] == pytest.approx(np.mean(np.all(h <= 0, axis=0)))
+    assert first["weight_std"] == pytest.approx(W1.std(), rel=1e-5)
+    # the last batch's gradient, recomputed in float64 from the weights before its step is not at hand:
+    # it must at least be the gradient the layer holds, and be finite and nonzero
+    assert first["grad_norm"] == pytest.approx(float(np.linalg.norm(model.linears[0].grads["W"])), rel=1e-6)
+    assert first["grad_norm"] > 0
+    assert json.loads(json.dumps(r.to_dict()))["layer_stats"][1]["weight_mean"] == r.layer_stats[1]["weight_mean"]
 
 
 def test_dropout_trains_and_is_off_for_evaluation(digits):

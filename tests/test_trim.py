@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from engine import PRESETS, TrainConfig, TrainingDiverged, build_model, load_model
-from engine.train import live_inputs, make_splits, numpy_train
+from engine.backends.numpy_backend import numpy_train
+from engine.fast.step import FastStep
+from engine.fast.trim import live_inputs
+from engine.train import make_splits
 
 SMALL = PRESETS["keras-mlp"].config.replace(hidden_sizes=(100,), epochs=2, train_limit=1030, val_split=0.1)
 
@@ -48,17 +51,13 @@ def test_trimmed_training_is_the_training_with_every_column(mnist, optimizer, wo
     cfg = SMALL.replace(optimizer=optimizer, learning_rate=0.05 if optimizer != "adam" else 1e-3)
     x = make_splits(cfg, mnist).x_train
     blank = ~x.any(axis=0)
-    models, histories, trimmed_during = [], [], []
+    step = FastStep(cfg, build_model(cfg, 784, 10), make_splits(cfg, mnist))
+    assert step.net.linears[0].params["W"].shape == (784 - blank.sum(), 100)  # the premise: columns left out
+    models, histories = [], []
     for trim in (True, False):
         model = build_model(cfg, 784, 10)
-        histories.append(list(numpy_train(cfg, mnist, model=model, workers=workers, trim_inputs=trim,
-                                          on_batch=lambda b, n, m=model: trimmed_during.append(m.trimmed_inputs))))
+        histories.append(list(numpy_train(cfg, mnist, model=model, workers=workers, trim_inputs=trim)))
         models.append(model)
-        assert model.trimmed_inputs is None  # nothing left over once training ends
-    n_batches = len(trimmed_during) // 2
-    assert all(r is not None and r.model.linears[0].params["W"].shape == (784 - blank.sum(), 100)
-               for r in trimmed_during[:n_batches])
-    assert all(r is None for r in trimmed_during[n_batches:])
     for key in ("train_loss", "val_loss", "test_loss"):
         np.testing.assert_allclose([getattr(r, key) for r in histories[0]], [getattr(r, key) for r in histories[1]],
                                    rtol=1e-4)
@@ -73,27 +72,18 @@ def test_trimmed_training_is_the_training_with_every_column(mnist, optimizer, wo
     assert np.array_equal(models[0].linears[0].params["W"][blank], initial[blank])
 
 
-def test_weights_read_in_the_middle_of_an_epoch_are_current(mnist, tmp_path):
-    """The app snapshots a model that is training (Results page) and may save it: both see every update."""
-    cfg = SMALL.replace(epochs=1)
-    seen = {}
-
-    def on_batch(b, n):
-        if b == 5:
-            seen["weights"] = model.get_weights()
-            seen["stale"] = model.linears[0].params["W"].copy()
-            model.save(tmp_path / "mid.npz")
-
-    model = build_model(cfg, 784, 10)
-    list(numpy_train(cfg, mnist, model=model, on_batch=on_batch))
-    reference = build_model(cfg, 784, 10)
-    stop = iter(range(4, -1, -1))  # should_stop is asked after each batch: True after the 5th
-    assert list(numpy_train(cfg, mnist, model=reference, trim_inputs=False, should_stop=lambda: not next(stop))) == []
-    for a, b in zip(seen["weights"], reference.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    assert not np.allclose(seen["stale"], reference.linears[0].params["W"])  # the array itself lags: merged
-    for a, b in zip(load_model(tmp_path / "mid.npz").get_weights(), seen["weights"]):
-        np.testing.assert_array_equal(a, b)
+def test_the_learners_model_is_whole_after_every_epoch(mnist, tmp_path):
+    """The app reads and saves a training model after each epoch: every row trained so far is in it."""
+    cfg = SMALL.replace(epochs=2)
+    model, reference = build_model(cfg, 784, 10), build_model(cfg, 784, 10)
+    runs = zip(numpy_train(cfg, mnist, model=model), numpy_train(cfg, mnist, model=reference, trim_inputs=False))
+    for epoch, _ in enumerate(runs, 1):
+        for a, b in zip(model.get_weights(), reference.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+        model.save(tmp_path / f"epoch{epoch}.npz")
+        for a, b in zip(load_model(tmp_path / f"epoch{epoch}.npz").get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert epoch == 2
 
 
 def test_stopping_or_diverging_leaves_the_model_whole(mnist):
@@ -102,7 +92,6 @@ def test_stopping_or_diverging_leaves_the_model_whole(mnist):
     for model, trim in ((stopped, True), (reference, False)):
         calls = iter(range(3, -1, -1))
         list(numpy_train(cfg, mnist, model=model, trim_inputs=trim, should_stop=lambda c=calls: not next(c)))
-    assert stopped.trimmed_inputs is None
     np.testing.assert_allclose(stopped.linears[0].params["W"], reference.linears[0].params["W"], rtol=1e-4, atol=1e-6)
 
     bad = TrainConfig(hidden_sizes=(32,), activation="relu", optimizer="sgd", learning_rate=50.0, batch_size=64,
@@ -110,7 +99,6 @@ def test_stopping_or_diverging_leaves_the_model_whole(mnist):
     model = build_model(bad, 784, 10)
     with pytest.raises(TrainingDiverged):
         list(numpy_train(bad, mnist, model=model))
-    assert model.trimmed_inputs is None
 
 
 def test_an_abandoned_training_hands_back_current_weights(mnist):
@@ -120,7 +108,6 @@ def test_an_abandoned_training_hands_back_current_weights(mnist):
     next(gen)
     after_one = model.get_weights()
     gen.close()  # the caller stops asking: the generator's cleanup runs
-    assert model.trimmed_inputs is None
     for a, b in zip(model.get_weights(), after_one):
         np.testing.assert_array_equal(a, b)
 

@@ -1,12 +1,14 @@
-"""Backends share one interface: `Backend.train(cfg, data, model=..., should_stop=..., on_batch=...)`."""
+"""Backends share one interface: `Backend.train(cfg, data, model=..., should_stop=..., on_batch=...)`.
+
+`textbook` and `numpy` are engine/backends/numpy_backend.py; `torch` is torch_backend.py, imported when asked for.
+"""
 
 from __future__ import annotations
 
-import functools
 import threading
 from types import SimpleNamespace
 
-from engine.train import numpy_train
+from engine.backends.numpy_backend import numpy_train, textbook_train
 
 TORCH_INSTALL_HINT = ("The torch backend needs PyTorch, which is not installed. "
                       "Install it with `pip install torch==2.13.0` (CPU build), or use the numpy backend.")
@@ -39,11 +41,11 @@ def prewarm_torch(device: str = "auto") -> threading.Thread:
 
 
 def get_backend(name: str):
-    """'numpy' or 'torch' -> an object with a `train` generator function."""
+    """'numpy', 'textbook' or 'torch' -> an object with a `train` generator function."""
     if name == "numpy":
         return SimpleNamespace(name="numpy", train=numpy_train)
     if name == "textbook":
-        return SimpleNamespace(name="textbook", train=functools.partial(numpy_train, workers=1, trim_inputs=False))
+        return SimpleNamespace(name="textbook", train=textbook_train)
     if name == "torch":
         if not torch_available():
             raise ImportError(TORCH_INSTALL_HINT)

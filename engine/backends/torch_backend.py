@@ -18,7 +18,16 @@ import torch.nn.functional as F
 from engine.config import TrainConfig
 from engine.data import Dataset
 from engine.model import MLP, build_model, seed_streams
-from engine.train import EpochResult, OnBatch, ShouldStop, _diverged, batch_order, layer_stats, make_splits
+from engine.train import (
+    PROBE_ROWS,
+    EpochResult,
+    OnBatch,
+    ShouldStop,
+    batch_order,
+    diverged,
+    layer_stats,
+    make_splits,
+)
 
 EVAL_CHUNK = 16384
 
@@ -358,7 +367,7 @@ class TrainStep:
 def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, should_stop: ShouldStop | None = None,
                 on_batch: OnBatch | None = None, cuda_graphs: bool | None = None,
                 torch_optim: bool = False) -> Iterator[EpochResult]:
-    """Same contract as engine.train.numpy_train; cuda_graphs=None uses them on CUDA.
+    """Same contract as engine.train.train; cuda_graphs=None uses them on CUDA.
 
     torch_optim=True steps with torch.optim instead of calling its kernels (the benchmarks' reference).
     """
@@ -378,7 +387,7 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
     if cuda_graphs is None:
         cuda_graphs = device.type == "cuda"
     step = TrainStep(net, cfg, X1, Y, use_graph=cuda_graphs, torch_optim=torch_optim)
-    probe = splits.x_test[:512]
+    probe = splits.x_test[:PROBE_ROWS]
     history: list[EpochResult] = []
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -389,7 +398,7 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
             step(order[start:start + len(idx)])
             start += len(idx)
             if on_batch is not None:
-                on_batch(b, len(batches))
+                on_batch(b, len(batches), None)  # reading the loss back would make the host wait
             if should_stop is not None and should_stop():
                 net.copy_to(model)
                 return
@@ -398,7 +407,7 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
         t1 = time.perf_counter()
         metrics = {name: _evaluate(net, x, y) for name, (x, y) in evals.items()}  # the host waits here
         if not all(math.isfinite(loss) for loss, _ in metrics.values()):
-            raise _diverged(cfg, history, epoch, len(batches))  # the model keeps the last finite epoch's weights
+            raise diverged(cfg, history, epoch, len(batches))  # the model keeps the last finite epoch's weights
         net.copy_to(model)
         stats = layer_stats(model, probe)
         t2 = time.perf_counter()

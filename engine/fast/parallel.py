@@ -10,13 +10,13 @@ B. Each worker takes a share of every weight matrix's rows (input units): it com
    of the weight gradient from the whole batch, dW[r] = X[:, r].T @ delta, and at once applies
    the optimizer to the same rows, while they are still in its cache. A small layer goes whole to
    one worker, as does each layer's bias. A first layer that skips zero input columns
-   (Linear.sparse_input) has the rows of the columns zero in the whole batch written as zeros, not
+   (FastLinear.sparse_input) has the rows of the columns zero in the whole batch written as zeros, not
    computed, and the shares are cut to even out the work.
 
 Dropout masks are drawn before phase A, for the whole batch, by the step itself: the serial step's
 draws. The result is the serial step's, up to float rounding: the same sums, cut differently. BLAS runs
 single-threaded meanwhile: OpenBLAS's own worker threads otherwise spin after every matmul and
-take the core a worker needs. Where a step is too small to gain from this, the serial step runs.
+take the core a worker needs. Whether sharing a step pays, engine.fast.step measures.
 
 `CpuShare` is the process-wide bookkeeping: how many cores each NumPy training may use while
 several run at once (as in the app), and BLAS's thread count to match.
@@ -33,25 +33,26 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from engine.layers import Buffers, ColumnSupport, Dropout, Linear, column_sums, column_support, weight_grad_on
-from engine.model import MLP
-from engine.optim import Adam, Optimizer
+from engine.fast.layers import (
+    Buffers,
+    ColumnSupport,
+    FastDropout,
+    FastLinear,
+    column_sums,
+    column_support,
+    weight_grad_on,
+)
+from engine.fast.model import FastMLP
+from engine.fast.optim import FastOptimizer
 
-# When sharing a step pays (`python bench/parallel.py` on a 2-core machine, parallel/serial epoch time,
-# three runs): the gain is Adam's update, ten NumPy passes over every parameter on one core, now split;
-# the cost is two barriers a step and single-threaded matmuls. Adam with 795k parameters: batch 32
-# 0.77-0.89, batch 100 0.85-0.91, batch 256 0.99-1.01; 1.8M parameters, batch 100: 0.80-0.87; 407k:
-# 0.83-1.20; 204k: 1.21-1.33; plain SGD with 795k: 1.06-1.18. So: Adam, big, small batches.
-PARALLEL_MIN_PARAMS = 600_000
-PARALLEL_MAX_BATCH = 128
-# Measured on 2 cores only. Each step holds the GIL for a little Python per thread and waits for the
-# slowest thread twice, so many threads would mostly wait: a machine with more cores uses up to 4.
+# Each step holds the GIL for a little Python per thread and waits for the slowest thread twice, so
+# many threads would mostly wait: a machine with more cores uses up to 4.
 PARALLEL_MAX_WORKERS = 4
 MIN_ROWS_PER_WORKER = 8
 # A layer with fewer weights is updated whole by one worker: cut in parts, it costs each worker the
 # same dozen NumPy calls on smaller arrays, and small calls hold the GIL the other worker needs.
 SHARED_LAYER_MIN_SIZE = 65536
-# With a first layer skipping zero input columns (Linear.sparse_input), a weight-gradient row in
+# With a first layer skipping zero input columns (FastLinear.sparse_input), a weight-gradient row in
 # the batch's nonzero prefix costs a product and Adam's update, one after it writing zeros and the
 # update: this many times as much, by keras-mlp's epochs (.scratch A/B of 300 steps, 4-6 runs
 # each: 1.3, 1.6 and 1.9 tried; 1.6 gave the even phase B and the shortest epochs).
@@ -134,16 +135,6 @@ def cpu_share() -> CpuShare:
         return _SHARE
 
 
-def parallel_workers(model: MLP, optimizer: Optimizer, batch_size: int, cores: int,
-                     workers: int | None = None) -> int:
-    """Threads for a step: 1 (serial) unless sharing out pays (see above) or `workers` asks for more."""
-    if workers is None:
-        pays = (isinstance(optimizer, Adam) and model.n_params >= PARALLEL_MIN_PARAMS
-                and batch_size <= PARALLEL_MAX_BATCH)
-        workers = min(cores, PARALLEL_MAX_WORKERS) if pays else 1
-    return max(1, min(workers, batch_size // MIN_ROWS_PER_WORKER))
-
-
 _IDLE = ("idle", "no work this round")
 
 
@@ -164,21 +155,21 @@ class ParallelStep:
     Use as a context manager: the helper threads start on entry and are joined on exit.
     """
 
-    def __init__(self, model: MLP, optimizer: Optimizer, workers: int) -> None:
+    def __init__(self, model: FastMLP, optimizer: FastOptimizer, workers: int) -> None:
         self.optimizer, self.workers = optimizer, workers
         index = {id(p): i for i, (p, _) in enumerate(optimizer.params_and_grads)}
         self.linears = [(lin, index[id(lin.params["W"])], index[id(lin.params["b"])]) for lin in model.linears]
         shared = [Buffers() for _ in model.layers], Buffers()
         self.row_buffers: list[list[_RowBuffers]] = []
-        self.nets: list[MLP] = []
+        self.nets: list[FastMLP] = []
         # Dropout masks are drawn by the step, for the whole batch, from the model's own layers: the
         # serial step's draws, in the same order (one per layer and batch), so training is the same
-        self.dropouts: list[tuple[Dropout, Buffers, int]] = []
+        self.dropouts: list[tuple[FastDropout, Buffers, int]] = []
         units = 0
         for layer, buffers in zip(model.layers, shared[0]):
-            if isinstance(layer, Linear):
+            if isinstance(layer, FastLinear):
                 units = layer.params["W"].shape[1]
-            elif isinstance(layer, Dropout) and layer.p > 0:
+            elif isinstance(layer, FastDropout) and layer.p > 0:
                 self.dropouts.append((layer, buffers, units))
         self.dtype = model.dtype
         for _ in range(workers):
@@ -187,12 +178,12 @@ class ParallelStep:
             buffers = [_RowBuffers(b) for b in shared[0]] + [_RowBuffers(shared[1])]
             for layer, b in zip(layers, buffers):
                 layer._buffer = b
-                if isinstance(layer, Linear):
+                if isinstance(layer, FastLinear):
                     layer.defer_weight_grad = True
-                elif isinstance(layer, Dropout):
+                elif isinstance(layer, FastDropout):
                     layer.predrawn = True
             loss._buffers = buffers[-1]
-            self.nets.append(MLP(layers, loss, model.config))
+            self.nets.append(FastMLP(layers, loss, model.config))
             self.row_buffers.append(buffers)
         self.replicas = [net.linears for net in self.nets]  # each worker's Linear layers, in order
         self.barrier = threading.Barrier(workers)
@@ -346,12 +337,12 @@ class ParallelStep:
             else:
                 rows = self._weighted_rows(n_in, support.prefix, w)
             if support is None:
-                np.matmul(inputs[:, rows].T, delta, out=lin.grads["W"][rows])
+                np.matmul(inputs[:, rows].T, delta, out=lin.scaled_grads["W"][rows])
             else:
-                weight_grad_on(inputs, delta, support, lin.grads["W"], rows)
+                weight_grad_on(inputs, delta, support, lin.scaled_grads["W"], rows)
             self.optimizer.update_rows(i_w, rows, self.optimizer.grad_scale)
             if mine:
-                column_sums(delta, out=lin.grads["b"])
+                column_sums(delta, out=lin.scaled_grads["b"])
                 self.optimizer.update_rows(i_b, slice(None), self.optimizer.grad_scale)
 
 

@@ -1,0 +1,37 @@
+"""The fast twin of a textbook MLP: the same parameter arrays, fast layers and loss around them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.fast.layers import fast_twin
+from engine.fast.losses import fast_loss
+from engine.model import MLP
+
+
+class FastMLP(MLP):
+    """An MLP of fast layers; its (param, gradient) pairs are the layers' `scaled_grads`."""
+
+    def parameters(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(layer.params[k], layer.scaled_grads[k]) for layer in self.layers for k in layer.params]
+
+    def backward(self, grad: np.ndarray) -> None:
+        """As MLP.backward, stopping at the first layer, which computes no dL/dx."""
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+            if grad is None:
+                break
+
+    def train_step_loss(self, x: np.ndarray, t: np.ndarray, grad_scale: float = 1.0) -> float:
+        """Forward, loss and backward for one batch; returns the batch loss. The gradients are grad_scale times
+        dL/dθ (see engine/fast/optim.py)."""
+        value = self.loss.forward(self.forward(x, train=True), t)
+        self.backward(self.loss.backward(grad_scale))
+        return value
+
+
+def twin(model: MLP) -> FastMLP:
+    """The fast network computing what `model` computes, sharing its parameter arrays."""
+    first = model.linears[0]
+    layers = [fast_twin(layer, needs_input_grad=layer is not first) for layer in model.layers]
+    return FastMLP(layers, fast_loss(model.loss), model.config)

@@ -1,0 +1,168 @@
+"""The `numpy` backend's training step: the textbook step's maths, through engine.fast, in the variant measured
+fastest on this machine.
+
+A step is `step(x, t, last) -> loss`, the same contract as the textbook step
+(engine.backends.numpy_backend.TextbookStep): forward, loss, backward and the optimizer's update of
+one batch. What the fast step adds, each piece tested equal to the textbook path (tests/test_fast.py):
+
+- fast twins of the layers, loss and optimizer (buffers, in-place activations, the optimizer's
+  factor folded into the loss gradient, Adam's fused passes): engine/fast/layers|losses|optim.py;
+- trimmed inputs: columns blank in every training row left out, constant ones folded: engine/fast/trim.py;
+- two variants whose worth depends on the CPU, chosen by measurement (like cuDNN's benchmark mode or
+  FFTW's planner): the step shared by worker threads (engine/fast/parallel.py) or not, and the first
+  layer skipping the input columns zero in a whole batch or not. The first epoch's first batches
+  train with each candidate in turn, a few batches at a time, interleaved; the fastest by median
+  batch time is kept for the rest of the run (`plan`).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.config import TrainConfig
+from engine.fast.model import twin
+from engine.fast.optim import FAST_OPTIMIZERS
+from engine.fast.parallel import MIN_ROWS_PER_WORKER, PARALLEL_MAX_WORKERS, ParallelStep, cpu_share
+from engine.fast.trim import TrimmedInputs, live_inputs
+from engine.model import MLP
+from engine.optim import make_optimizer
+from engine.train import Splits
+
+# Planning: rounds of candidates, each candidate training this many batches per round; the first
+# round warms caches and threads up and is not counted.
+PLAN_ROUNDS = 4
+PLAN_BATCHES = 4
+# Below this many parameters, sharing a step between threads was never measured to pay (small
+# NumPy calls hold the GIL the other thread needs): not worth trying.
+PARALLEL_MIN_PARAMS = 100_000
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to run the step: how many threads, and whether the first layer skips batch-blank columns."""
+
+    workers: int = 1
+    sparse: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.workers} thread{'s' * (self.workers > 1)}{', skipping blank columns' if self.sparse else ''}"
+
+
+class FastStep:
+    """`step(x, t, last) -> loss` for the numpy backend; `x_train` are the training rows as it takes them."""
+
+    def __init__(self, cfg: TrainConfig, model: MLP, splits: Splits, workers: int | None = None,
+                 trim_inputs: bool = True, sparse: bool | None = None) -> None:
+        self.model, self.share = model, cpu_share()
+        full = twin(model)
+        trim = live_inputs(cfg, splits.x_train) if trim_inputs else None
+        self.trimmed = TrimmedInputs(full, trim) if trim is not None else None
+        self.net = self.trimmed.net if self.trimmed is not None else full  # the network the batches train
+        self.x_train = trim.apply(splits.x_train) if trim is not None else splits.x_train
+        self.optimizer = make_optimizer(cfg, self.net.parameters(), FAST_OPTIMIZERS)
+        self.scale = self.optimizer.grad_scale  # folded into the loss gradient: SGD's step is then one pass
+        self.candidates = self._candidates(cfg, trim is not None and trim.sparse, workers, sparse)
+        self.variant = self.candidates[0] if len(self.candidates) == 1 else None  # None: still planning
+        self.timings: dict[Variant, list[float]] = {v: [] for v in self.candidates}
+        self._trial = 0  # batches trained while planning
+        self._stack: ExitStack | None = None
+        self._parallel: ParallelStep | None = None
+        self._running: Variant | None = None
+
+    def _candidates(self, cfg: TrainConfig, sparse_ok: bool, workers: int | None,
+                    sparse: bool | None) -> list[Variant]:
+        """The variants worth measuring; `workers` or `sparse` given fix that choice instead."""
+        threads = [workers] if workers is not None else [1]
+        if workers is None and self.net.n_params >= PARALLEL_MIN_PARAMS:
+            n = min(self.share.workers(), PARALLEL_MAX_WORKERS, cfg.batch_size // MIN_ROWS_PER_WORKER)
+            if n > 1:
+                threads.append(n)
+        skips = (False, True) if sparse is None else (sparse,)
+        return [Variant(w, s) for w in threads for s in skips if sparse_ok or not s]
+
+    @property
+    def plan(self) -> str:
+        """The variant chosen (and the candidates' median batch times while it was chosen), in words."""
+        if self.variant is None:
+            return "still measuring"
+        if len(self.candidates) == 1:
+            return str(self.variant)
+        times = ", ".join(f"{v}: {1e3 * statistics.median(t[1:]):.2f} ms" for v, t in self.timings.items())
+        return f"{self.variant} (measured per batch: {times})"
+
+    # ------------------------------------------------------------------ the loop's calls
+    def epoch(self) -> ExitStack:
+        """Context for one epoch's batches: this training counts in the process's CPU share."""
+        stack = ExitStack()
+        stack.enter_context(self.share.training())
+        stack.callback(self._leave)
+        return stack
+
+    def __call__(self, x: np.ndarray, t: np.ndarray, last: bool) -> float:
+        variant = self.variant or self._next_trial()
+        if variant.workers > 1 and self.share.workers() < 2:  # other trainings took the cores meanwhile
+            variant = Variant(1, variant.sparse)
+        if last or len(t) < MIN_ROWS_PER_WORKER * variant.workers:
+            variant = Variant(1, variant.sparse)  # the last batch goes serially: its gradients are recorded
+        self._enter(variant)
+        started = time.perf_counter()
+        if self._parallel is not None:
+            loss = self._parallel.step(x, t)
+        else:
+            loss = self.net.train_step_loss(x, t, self.scale)
+            if math.isfinite(loss):
+                if last:
+                    self._record_grads()
+                self.optimizer.step(self.scale)
+        if self.variant is None and variant in self.timings:
+            self.timings[variant].append(time.perf_counter() - started)
+        return loss
+
+    def end_epoch(self) -> None:
+        """The learner's model gets the first layer's trained rows back."""
+        self._leave()
+        if self.trimmed is not None:
+            self.trimmed.sync()
+
+    # ------------------------------------------------------------------ planning
+    def _next_trial(self) -> Variant:
+        per_round = PLAN_BATCHES * len(self.candidates)
+        if self._trial >= PLAN_ROUNDS * per_round:
+            self.variant = min(self.candidates, key=lambda v: statistics.median(self.timings[v][PLAN_BATCHES:]))
+            return self.variant
+        variant = self.candidates[self._trial % per_round // PLAN_BATCHES]
+        self._trial += 1
+        return variant
+
+    def _enter(self, variant: Variant) -> None:
+        """Set the network up for `variant`: the first layer's skipping, and the worker threads."""
+        if variant == self._running:
+            return
+        self._leave()
+        self.net.linears[0].sparse_input = variant.sparse
+        if variant.workers > 1:
+            self._stack = ExitStack()
+            self._stack.enter_context(self.share.parallel_loop())
+            self._parallel = self._stack.enter_context(ParallelStep(self.net, self.optimizer, variant.workers))
+        self._running = variant
+
+    def _leave(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+        self._stack = self._parallel = self._running = None
+
+    def _record_grads(self) -> None:
+        """dL/dθ of this batch into the learner's layers' `grads`, before the optimizer uses these as scratch."""
+        for k, (lin, fast) in enumerate(zip(self.model.linears, self.net.linears)):
+            W, b = fast.scaled_grads["W"], fast.scaled_grads["b"]
+            lin.grads["b"][...] = b / self.scale
+            if k == 0 and self.trimmed is not None:
+                self.trimmed.full_grad(W / self.scale, lin.grads["b"], lin.grads["W"])
+            else:
+                lin.grads["W"][...] = W / self.scale

@@ -1,0 +1,151 @@
+"""engine/fast computes what the textbook modules compute: each twin against its textbook class, then whole trainings.
+
+The textbook classes are themselves held to PyTorch (test_torch_oracle.py) and to central differences
+(test_gradients.py); here the references are the textbook classes.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from engine import PRESETS, TrainConfig, build_model, train
+from engine.backends.numpy_backend import numpy_train
+from engine.fast.layers import column_sums, fast_twin
+from engine.fast.losses import fast_loss, row_sums
+from engine.fast.optim import FAST_OPTIMIZERS
+from engine.layers import ACTIVATIONS, Dropout, Linear
+from engine.losses import LOSSES, OUTPUTS, make_loss
+from engine.optim import OPTIMIZERS, make_optimizer
+
+PAIRS = [(o, loss) for o, loss in itertools.product(OUTPUTS, LOSSES) if not (o == "linear" and loss == "cross_entropy")]
+
+
+def _twins(layer):
+    """A textbook layer and its fast twin, sharing parameters."""
+    return layer, fast_twin(layer)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_fast_activations_are_the_textbook_ones(rng, name):
+    slow, fast = _twins(ACTIVATIONS[name]())
+    for rows in (5, 7, 5):  # a second batch of a shape reuses the fast layer's buffers
+        x = rng.standard_normal((rows, 6)).astype(np.float32)
+        x[0, :3] = [0.0, -0.0, np.nan]
+        g = rng.standard_normal(x.shape).astype(np.float32)
+        y = slow.forward(x.copy())
+        np.testing.assert_array_equal(fast.forward(x.copy()), y)  # NaN in the same places
+        np.testing.assert_allclose(fast.backward(g.copy()), slow.backward(g), rtol=1e-6)
+
+
+def test_fast_linear_is_the_textbook_linear_times_the_scale(rng):
+    W, b = rng.standard_normal((8, 5)), rng.standard_normal(5)
+    slow = Linear(W, b)
+    fast = fast_twin(slow)
+    assert fast.params["W"] is W and fast.params["b"] is b  # twins share parameters
+    x, g = rng.standard_normal((6, 8)), rng.standard_normal((6, 5))
+    np.testing.assert_allclose(fast.forward(x), slow.forward(x), rtol=1e-12)
+    np.testing.assert_allclose(fast.backward(0.5 * g), slow.backward(g) * 0.5, rtol=1e-12)
+    for k in ("W", "b"):
+        np.testing.assert_allclose(fast.scaled_grads[k], 0.5 * slow.grads[k], rtol=1e-12)
+
+
+def test_fast_dropout_draws_the_textbook_masks(rng):
+    slow = Dropout(0.3, np.random.default_rng(5))
+    fast = fast_twin(Dropout(0.3, np.random.default_rng(5)))
+    for _ in range(3):
+        x = rng.standard_normal((9, 4)).astype(np.float32)
+        np.testing.assert_allclose(fast.forward(x.copy()), slow.forward(x), rtol=1e-6)
+        np.testing.assert_allclose(fast.backward(np.ones_like(x)), slow.backward(np.ones_like(x)), rtol=1e-6)
+    assert slow.forward(x, train=False) is x
+
+
+@pytest.mark.parametrize("output, loss", PAIRS)
+def test_fast_losses_are_the_textbook_ones_and_scale_their_gradient(rng, output, loss):
+    """Training folds SGD's learning rate into the loss gradient: backward(scale) = scale * dL/dz."""
+    slow = make_loss(loss, output)
+    fast = fast_loss(slow)
+    assert fast.output_name == slow.output_name
+    for rows in (6, 3, 6):
+        z, t = rng.standard_normal((rows, 10)), rng.integers(0, 10, rows)
+        assert fast.forward(z, t) == pytest.approx(slow.forward(z, t), rel=1e-12)
+        np.testing.assert_allclose(fast.output, slow.output, rtol=1e-12)
+        np.testing.assert_allclose(fast.backward(0.37), 0.37 * slow.backward(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("optimizer, kwargs", [
+    ("sgd", {}), ("sgd", {"l2": 0.1}), ("momentum", {"l2": 0.1, "momentum": 0.8}),
+    ("adam", {}), ("adam", {"l2": 0.1, "betas": (0.8, 0.95)})])
+def test_fast_optimizers_take_the_textbook_steps_from_scaled_gradients(rng, optimizer, kwargs):
+    cfg = TrainConfig(optimizer=optimizer, learning_rate=0.03, **kwargs)
+    slow_params = [(rng.standard_normal((3, 4)), np.zeros((3, 4))), (rng.standard_normal(4), np.zeros(4))]
+    fast_params = [(p.copy(), g.copy()) for p, g in slow_params]
+    slow, fast = make_optimizer(cfg, slow_params), make_optimizer(cfg, fast_params, FAST_OPTIMIZERS)
+    start = slow_params[0][0].copy()
+    for _ in range(4):
+        for (_, g), (_, gf) in zip(slow_params, fast_params):
+            g[...] = rng.standard_normal(g.shape)
+            gf[...] = fast.grad_scale * g  # as the fast loss hands them over
+        slow.step()
+        fast.step(scaled_by=fast.grad_scale)
+    for (p, _), (pf, _) in zip(slow_params, fast_params):
+        np.testing.assert_allclose(pf, p, rtol=1e-12)
+    assert not np.allclose(slow_params[0][0], start)
+    assert set(OPTIMIZERS) == set(FAST_OPTIMIZERS)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 10), (64, 10), (64, 256), (100, 1000), (3, 7)])
+def test_blas_sums_match_numpy_reductions(shape):
+    """Bias gradients and softmax denominators are sums computed as products with a vector of ones."""
+    rng = np.random.default_rng(1)
+    for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
+        a = rng.standard_normal(shape).astype(dtype)
+        out = np.empty(shape[1], dtype)
+        np.testing.assert_allclose(column_sums(a, out=out), a.astype(np.float64).sum(axis=0), rtol=tol, atol=tol)
+        np.testing.assert_allclose(row_sums(a), a.astype(np.float64).sum(axis=1), rtol=tol, atol=tol)
+    a = np.array([[1.0, np.inf], [np.nan, 2.0]], dtype=np.float32)
+    assert np.isnan(column_sums(a, out=np.empty(2, np.float32))[0])  # divergence must stay visible
+    assert np.isnan(row_sums(a)[1])
+
+
+def test_fast_relus_cached_zeros_are_never_written(rng):
+    relu = fast_twin(ACTIVATIONS["relu"]())
+    for _ in range(3):
+        relu.backward(np.ones((5, 4), np.float32) * relu.forward(rng.standard_normal((5, 4)).astype(np.float32)))
+    zeros = relu._buffer("zeros", (5, 4), np.dtype(np.float32), fill=0)
+    assert not zeros.any() and not zeros.flags.writeable
+
+
+@pytest.mark.parametrize("cfg", [
+    PRESETS["notebook-mse"].config,
+    PRESETS["notebook-ce"].config,
+    PRESETS["pytorch-mlp"].config.replace(hidden_sizes=(64, 32)),  # standardized: folded constant columns
+    PRESETS["keras-mlp"].config.replace(hidden_sizes=(300,)),
+    PRESETS["keras-mlp"].config.replace(hidden_sizes=(64,), dropout=0.3, l2=1e-4),
+    TrainConfig(hidden_sizes=(40, 30), activation="tanh", output="softmax", loss="mse", optimizer="momentum",
+                learning_rate=0.03, batch_size=50, l2=1e-3),  # at lr 0.1 float32 and float64 part by 4e-3
+    TrainConfig(hidden_sizes=(32,), activation="leaky_relu", output="linear", loss="mse", optimizer="sgd",
+                learning_rate=0.01, batch_size=32, init="he"),
+], ids=["notebook-mse", "notebook-ce", "pytorch-mlp-small", "keras-300", "keras-dropout-l2", "tanh-softmax-mse",
+        "leaky-linear"])
+def test_the_numpy_backend_trains_as_the_textbook_backend(mnist, cfg):
+    """Same seed, same history and weights, to float32 rounding: every trick of engine/fast changes no maths."""
+    cfg = cfg.replace(epochs=2, train_limit=2000, val_split=0.1)
+    models = {b: build_model(cfg, 784, 10) for b in ("textbook", "numpy")}
+    histories = {b: list(train(cfg.replace(backend=b), mnist, model=models[b])) for b in models}
+    for key in ("train_loss", "val_loss", "test_loss"):
+        np.testing.assert_allclose([getattr(r, key) for r in histories["numpy"]],
+                                   [getattr(r, key) for r in histories["textbook"]], rtol=2e-4, err_msg=key)
+    np.testing.assert_allclose([s["grad_norm"] for r in histories["numpy"] for s in r.layer_stats],
+                               [s["grad_norm"] for r in histories["textbook"] for s in r.layer_stats], rtol=2e-3)
+    for a, b in zip(models["numpy"].get_weights(), models["textbook"].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
+
+
+@pytest.mark.parametrize("workers, sparse", [(2, False), (2, True), (1, True)])
+def test_every_fast_variant_trains_as_the_textbook_backend(mnist, workers, sparse):
+    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(300,), epochs=1, train_limit=2000)
+    textbook = list(train(cfg.replace(backend="textbook"), mnist))
+    fast = list(numpy_train(cfg, mnist, workers=workers, sparse=sparse))
+    assert fast[0].train_loss == pytest.approx(textbook[0].train_loss, rel=2e-4)
+    assert fast[0].test_loss == pytest.approx(textbook[0].test_loss, rel=2e-4)

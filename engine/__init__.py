@@ -2,7 +2,8 @@
 
 from engine.config import PRESETS, Preset, TrainConfig, parse_hidden_sizes
 from engine.data import DATASETS, Dataset, load_dataset
-from engine.model import MLP, build_model, gradcheck, load_model
+from engine.gradcheck import gradcheck
+from engine.model import MLP, build_model, load_model
 from engine.train import EpochResult, TrainingDiverged, train
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The MLP: layers in a list, built from a TrainConfig; save/load; the numerical gradient check."""
+"""The MLP: layers in a list, built from a TrainConfig; initialisations; save and load."""
 
 from __future__ import annotations
 
@@ -175,39 +175,3 @@ def _io_sizes(arrays: dict[str, np.ndarray], path) -> tuple[int, int]:
     if not weights or any(arrays[k].ndim != 2 for k in weights):
         raise ValueError(f"{Path(path).name}: no weight matrices found")
     return arrays[weights[0]].shape[0], arrays[weights[-1]].shape[1]
-
-
-def gradcheck(model: MLP, x: np.ndarray, t: np.ndarray, eps: float = 1e-6,
-              max_entries: int | None = None, seed: int = 0) -> dict[str, float]:
-    """Relative error between back-propagated and central-difference gradients, per parameter.
-
-    The model should be float64 (build_model(..., dtype=np.float64)) and free of dropout.
-    Error = |analytic - numeric| / max(|analytic| + |numeric|, 1e-12), over checked entries.
-    """
-    model.loss.forward(model.forward(x, train=True), t)
-    model.backward(model.loss.backward())
-    analytic = {name: lin.grads[k].copy() for name, (lin, k) in _param_index(model).items()}
-    rng = np.random.default_rng(seed)
-    errors = {}
-    for name, (lin, k) in _param_index(model).items():
-        p = lin.params[k]
-        flat = p.reshape(-1)
-        idx = np.arange(flat.size)
-        if max_entries is not None and flat.size > max_entries:
-            idx = rng.choice(flat.size, max_entries, replace=False)
-        numeric = np.empty(len(idx))
-        for j, i in enumerate(idx):
-            old = flat[i]
-            flat[i] = old + eps
-            plus = model.loss.forward(model.forward(x, train=False), t)
-            flat[i] = old - eps
-            minus = model.loss.forward(model.forward(x, train=False), t)
-            flat[i] = old
-            numeric[j] = (plus - minus) / (2 * eps)
-        a = analytic[name].reshape(-1)[idx]
-        errors[name] = float(np.abs(a - numeric).max() / max(np.abs(a).max() + np.abs(numeric).max(), 1e-12))
-    return errors
-
-
-def _param_index(model: MLP) -> dict[str, tuple[Linear, str]]:
-    return {f"{i}.{k}": (lin, k) for i, lin in enumerate(model.linears) for k in ("W", "b")}

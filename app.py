@@ -13,6 +13,8 @@ page = st.navigation([
     st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="training", default=True),
     st.Page("pages/results.py", title="Results", icon=":material/insights:", url_path="results"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+    st.Page("pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
+    st.Page("pages/gradient_check.py", title="Gradient check", icon=":material/function:", url_path="gradient-check"),
 ])
 cfg = config_sidebar()
 if cfg is not None and cfg.backend == "torch":

@@ -7,6 +7,7 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from ui import state
 from ui.charts import CM_SELECTION, confusion_frame, confusion_matrix_chart, learning_curves_charts
+from ui.draw import export_buttons, my_digits_score
 from ui.mosaic import mosaic
 from ui.resources import get_dataset
 
@@ -60,6 +61,7 @@ def page() -> None:
     wrong_idx = np.flatnonzero(pred != y)
     st.write(f"On the {len(y):,} test images: **{len(y) - len(wrong_idx):,} right, {len(wrong_idx):,} wrong** "
              f"({1 - len(wrong_idx) / len(y):.2%} accuracy).")
+    my_digits_score(run)
 
     left, right = st.columns(2)
     with left:
@@ -110,6 +112,7 @@ def page() -> None:
                                "test images": support}),
                  hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.3f")
                                                  for c in ("precision", "recall", "F1")})
+    export_buttons(run)
 
 
 state.run_app_first()

@@ -30,6 +30,22 @@ CM_CHART = "cm_chart"
 COMPARE_RUNS = "compare_runs"
 COMPARE_METRIC = "compare_metric"
 UPLOAD_RUN = "upload_run"
+DRAW_RUN = "draw_run"  # the run the Draw page asks
+DRAW_SOURCE = "draw_source"  # draw on the canvas or upload a picture
+DRAW_CANVAS = "draw_canvas"
+DRAW_STROKE = "draw_stroke"
+DRAW_UPLOAD = "draw_upload"
+DRAW_LABEL = "draw_label"
+DRAW_KEEP = "draw_keep"
+DRAW_FORGET = "draw_forget"
+MY_DIGITS = "my_digits"  # list of kept drawings: {"label", "mnist": (784,) uint8, "digits": (64,) uint8}
+EXPORT_PREFIX = "export_"  # + "numpy" / "torch": the Results page's script downloads
+GC_BUG = "gc_bug"  # the Gradient check page's broken backward pass
+GC_EXAMPLES = "gc_examples"
+GC_ENTRIES = "gc_entries"
+GC_STEPS = "gc_steps"
+GC_TRAIN = "gc_train"
+GC_DAMAGE = "gc_damage"  # (config, bug, steps, (right, broken) StepsRuns): the last damage training
 
 
 def init_state() -> None:

@@ -1,13 +1,15 @@
 """Compare: every run of the session in a table, curves overlaid, the notebook's MSE-vs-CE experiment, zips."""
 
-import pandas as pd
 import streamlit as st
 
 from engine import PRESETS
 from ui import state
-from ui.charts import compare_chart
+from ui.charts import LOSS_UNITS, MSE_NOTE, compare_chart, compare_legend
+from ui.live import follow
+from ui.naming import run_label
 from ui.resources import start_run
 from ui.runs import TrainingRun, run_from_zip, run_to_zip
+from ui.text import runs_table, table_height, upload_error
 
 EXPERIMENT = ("notebook-mse", "notebook-ce")
 LIVE_SECONDS = 3.0  # as the Train page's curves
@@ -22,29 +24,13 @@ def start_notebook_experiment() -> None:
         if current is not None:
             cfg = cfg.replace(backend=current.backend, device=current.device, seed=current.seed)
         run = TrainingRun(cfg)
-        run.name = f"{run.id} · {name}"
+        run.name = f"{run.short_id} {run_label(cfg, name)}"
         state.runs().append(run)
         start_run(run)
         started.append(run.id)
-    st.session_state[state.COMPARE_RUNS] = started
-    st.session_state[state.ACTIVE_RUN] = started[0]
-
-
-def runs_table(runs: list[TrainingRun]) -> pd.DataFrame:
-    rows = []
-    for r in runs:
-        c, last = r.config, r.last
-        rows.append({
-            "run": r.name, "status": r.status, "dataset": c.dataset,
-            "layers": c.layers_text("in", "out"),
-            "activation": c.activation if c.hidden_sizes else "-", "output / loss": f"{c.output} / {c.loss}",
-            "optimizer": c.optimizer, "lr": c.learning_rate, "batch": c.batch_size, "init": c.init,
-            "epochs": f"{r.epochs_done}/{c.epochs}", "parameters": r.n_params,
-            "train acc": last.train_acc if last else None, "test acc": last.test_acc if last else None,
-            "train loss": last.train_loss if last else None, "test loss": last.test_loss if last else None,
-            "s / epoch": r.seconds_per_epoch, "total s": r.wall_seconds or None, "backend": c.backend,
-        })
-    return pd.DataFrame(rows)
+    st.session_state[state.COMPARE_PENDING] = started  # overlaid as soon as each has an epoch
+    st.session_state[state.ACTIVE_RUN] = started[-1]
+    st.session_state[state.FOLLOWED_RUNS] = started  # the Train page follows both
 
 
 def page() -> None:
@@ -57,7 +43,7 @@ def page() -> None:
                 try:
                     loaded = run_from_zip(upload.getvalue())
                 except ValueError as err:
-                    st.error(f"{upload.name} could not be loaded: {err}. Your runs are unchanged.")
+                    st.error(upload_error(upload.name, err))
                 else:
                     seen[upload.file_id] = loaded.id
                     state.runs().append(loaded)
@@ -67,49 +53,68 @@ def page() -> None:
               on_click=start_notebook_experiment, icon=":material/science:",
               help="Trains notebook-mse and notebook-ce (30 epochs each) and overlays their curves as they "
                    "learn, as the NumPy notebook's figures do.")
-    busy = state.any_run_in_progress()
-    st.fragment(runs_overview, run_every=LIVE_SECONDS if busy else None)()
-
-
-def runs_overview() -> None:
-    """The table, the overlaid curves and the downloads: a fragment, redrawn every few seconds while runs train."""
-    if state.became_idle():
-        st.rerun()  # the whole app: the sidebar unlocks, the downloads appear and the polling stops
     runs = state.runs()
     if not runs:
         st.info("No runs yet: train one on the Train page, start the notebook experiment above, "
                 "or upload a run you downloaded before.")
-    else:
-        pct = st.column_config.NumberColumn(format="percent")
-        st.dataframe(runs_table(runs), hide_index=True, column_config={
-            "train acc": pct, "test acc": pct, "lr": st.column_config.NumberColumn(format="%g"),
-            "train loss": st.column_config.NumberColumn(format="%.4f"),
-            "test loss": st.column_config.NumberColumn(format="%.4f"),
-            "s / epoch": st.column_config.NumberColumn(format="%.2f"),
-            "total s": st.column_config.NumberColumn(format="%.1f")})
+        return
+    table_box, live_caption = st.empty(), st.empty()
+
+    # The overlay's choices: only runs with an epoch to draw; runs the experiment started join once they have one.
+    ids = [r.id for r in runs if r.history]
+    names = {r.id: r.name for r in runs}
+    pending = st.session_state.get(state.COMPARE_PENDING, [])
+    chosen = st.session_state.get(state.COMPARE_RUNS, ids[-2:])
+    chosen = [i for i in ids if i in chosen or i in pending]  # in the runs' order
+    st.session_state[state.COMPARE_PENDING] = [i for i in pending if i not in ids]
+    st.session_state[state.COMPARE_RUNS] = chosen
+    st.multiselect("Runs to overlay", ids, key=state.COMPARE_RUNS, format_func=names.get,
+                   placeholder="Runs appear here after their first epoch")
+    metric = st.radio("Metric", ["accuracy", "loss"], key=state.COMPARE_METRIC, horizontal=True)
+    overlay_box = st.empty()
+
+    st.subheader("Download a run")
+    st.caption("A zip with the configuration (config.json), the history (history.csv) and the weights "
+               "(weights.npz) of the last completed epoch; upload it here later to inspect it again.")
+    for r in runs:
+        if r.model is not None and not r.in_progress and r.history:
+            st.download_button(f"{r.name}", data=lambda r=r: run_to_zip(r), file_name=f"{r.id}.zip",
+                               mime="application/zip", key=f"download_{r.id}", icon=":material/download:")
+
+    def draw() -> None:
+        table_box.dataframe(runs_table(runs), hide_index=True, height=table_height(len(runs)))
         if any(r.in_progress for r in runs):
-            st.caption(f"Some runs are still training: this view follows them every {LIVE_SECONDS:g} s.")
+            live_caption.caption(f"Some runs are still training: this view follows them every {LIVE_SECONDS:g} s.")
+        else:
+            live_caption.empty()
+        with overlay_box.container():
+            overlay([r for r in map(state.run_by_id, st.session_state[state.COMPARE_RUNS]) if r], metric)
 
-        names = {r.id: r.name for r in runs}
-        ids = [r.id for r in runs if r.history]
-        st.session_state[state.COMPARE_RUNS] = [i for i in st.session_state.get(state.COMPARE_RUNS, ids[-2:])
-                                                if i in names]
-        chosen = st.multiselect("Runs to overlay", list(names), key=state.COMPARE_RUNS, format_func=names.get)
-        metric = st.radio("Metric", ["accuracy", "loss"], key=state.COMPARE_METRIC, horizontal=True)
-        shown = [r for r in map(state.run_by_id, chosen) if r.history]
-        if shown:
-            st.altair_chart(compare_chart(shown, metric), width="stretch")
-        elif chosen:
-            st.caption("The chosen runs have no finished epoch yet.")
+    follow(draw, LIVE_SECONDS, watch="history")
 
-        st.subheader("Download a run")
-        st.caption("A zip with the configuration (config.json), the history (history.csv) and the weights "
-                   "(weights.npz); upload it here later to inspect it again.")
-        for r in runs:
-            if r.model is not None and not r.in_progress and r.history:
-                st.download_button(f"{r.name}", data=lambda r=r: run_to_zip(r), file_name=f"{r.id}.zip",
-                                   mime="application/zip", key=f"download_{r.id}", icon=":material/download:")
 
+def overlay(shown: list[TrainingRun], metric: str) -> None:
+    """The chosen runs' curves; losses of different kinds on separate axes (their units differ)."""
+    if not shown:
+        return
+    plot, legend = st.columns([3, 1])
+    kinds = sorted({r.config.loss for r in shown})
+    with plot:
+        if metric == "loss" and len(kinds) > 1:
+            st.caption("Mean squared error and cross-entropy are different units, so each has its own chart: "
+                       "compare the runs' shapes, not their heights. " + MSE_NOTE)
+            for kind in kinds:
+                group = [r for r in shown if r.config.loss == kind]
+                st.altair_chart(compare_chart(group, metric, title=f"loss ({LOSS_UNITS[kind]})", all_runs=shown),
+                                width="stretch")
+        else:
+            title = f"loss ({LOSS_UNITS[kinds[0]]})" if metric == "loss" else metric
+            st.altair_chart(compare_chart(shown, metric, title=title), width="stretch")
+            if metric == "loss" and kinds == ["mse"]:
+                st.caption(MSE_NOTE)
+    with legend:  # beside the plot; scrolls when the runs need more room than the plot's height
+        with st.container(height=min(22 * len(shown) + 40, 360), border=False):
+            st.altair_chart(compare_legend(shown), width="content")
 
 
 state.run_app_first()

@@ -6,13 +6,24 @@ import streamlit as st
 from sklearn.metrics import precision_recall_fscore_support
 
 from ui import state
-from ui.charts import CM_SELECTION, confusion_frame, confusion_matrix_chart, learning_curves_charts
+from ui.charts import (
+    CM_SELECTION,
+    MSE_NOTE,
+    confusion_frame,
+    confusion_matrix_chart,
+    learning_curves_charts,
+    probability_chart,
+)
+from ui.diagnosis import verdict
 from ui.draw import export_buttons, my_digits_score
+from ui.live import follow
 from ui.mosaic import mosaic
 from ui.resources import get_dataset
+from ui.text import images_word
 
 GRID = 25
 WATCH_SECONDS = 1.0
+CELL_COLS = 4  # the clicked cell's gallery: 4 across fits its half of a laptop window unscaled, captions readable
 
 
 def caption(pred: int, true: int, names: tuple[str, ...]) -> str:
@@ -25,16 +36,17 @@ def grid(data, idx: np.ndarray, pred: np.ndarray, cols: int = 5):
                   wrong=pred[idx] != y[idx], cols=cols)
 
 
-def watch_runs() -> None:
-    """A fragment with no output, polling while runs train: when the last one ends, the whole app reruns, so the
-    sidebar unlocks and the views below show the finished run."""
-    if state.became_idle():
-        st.rerun()
+def mistake_label(i: int, probs: np.ndarray, pred: np.ndarray, y: np.ndarray, names) -> str:
+    return f"test image {i}: predicted {names[pred[i]]} ({probs[i, pred[i]]:.0%}), is {names[y[i]]}"
 
 
 def page() -> None:
     st.title("Results")
-    st.fragment(watch_runs, run_every=WATCH_SECONDS if state.any_run_in_progress() else None)()
+    views()
+    follow(lambda: None, WATCH_SECONDS, watch="epochs")  # an epoch ends or a run starts or ends: the views redraw
+
+
+def views() -> None:
     candidates = [r for r in state.runs() if r.history]
     if not candidates:
         st.info("No results yet: train a network on the **Train** page (a run shows here after its first epoch).")
@@ -47,14 +59,19 @@ def page() -> None:
     names = {r.id: r.name for r in candidates}
     run_id = st.selectbox("Run", ids, key=state.RESULTS_RUN, format_func=names.get)
     run = state.run_by_id(run_id)
-    st.caption(run.summary() + (" — still training: the views below use the weights as they are now, and "
-                                "show the final ones when it ends." if run.in_progress else ""))
+    data = get_dataset(run.config.dataset)
+    st.caption(run.summary() + (f" — still training: the views below use the weights after epoch {run.epochs_done} "
+                                "and follow each epoch as it ends." if run.in_progress else ""))
+    warning = verdict(run.history, data.n_classes, run.config)
+    if warning:
+        st.warning(warning, icon=":material/warning:")
 
     st.subheader("Learning curves")
-    for column, chart in zip(st.columns(2), learning_curves_charts(run.history)):
+    for column, chart in zip(st.columns(2), learning_curves_charts(run.history, data.n_classes, run.config.loss)):
         column.altair_chart(chart, width="stretch")
+    if run.config.loss == "mse":
+        st.caption(MSE_NOTE)
 
-    data = get_dataset(run.config.dataset)
     probs = run.test_predictions(data)
     pred = probs.argmax(axis=1)
     y = data.y_test
@@ -65,12 +82,13 @@ def page() -> None:
 
     left, right = st.columns(2)
     with left:
-        st.subheader("Random test digits")
+        word = images_word(data.class_names)
+        st.subheader(f"Random test {word}")
         if st.button("New samples", key="new_samples", icon=":material/casino:"):
             st.session_state[state.SAMPLE_SEED] += 1
         rng = np.random.default_rng(st.session_state[state.SAMPLE_SEED])
         sample = rng.choice(len(y), GRID, replace=False)
-        st.image(grid(data, sample, pred), caption="Predicted label under each digit; mistakes framed in red.")
+        st.image(grid(data, sample, pred), caption=f"Predicted label under each {word[:-1]}; mistakes framed in red.")
     with right:
         st.subheader("Mistakes")
         kind = st.radio("Which mistakes", ["random", "most confident"], key="mistake_kind", horizontal=True)
@@ -82,13 +100,21 @@ def page() -> None:
             else:  # the model was surest of these wrong answers
                 shown = wrong_idx[np.argsort(-probs[wrong_idx, pred[wrong_idx]])][:GRID]
             st.image(grid(data, shown, pred), caption="Predicted label, and the true one in brackets.")
+            names = data.class_names
+            pick = st.selectbox("See a mistake's ten outputs", [int(i) for i in shown], key=state.MISTAKE_PICK,
+                                index=None, placeholder="Choose one of the mistakes above",
+                                format_func=lambda i: mistake_label(i, probs, pred, y, names))
+            if pick is not None:
+                st.altair_chart(probability_chart(probs[pick], names, int(pred[pick]), int(y[pick])),
+                                width="stretch")
 
     st.subheader("Confusion matrix")
-    st.caption("Rows are the true class, columns the prediction. Click a cell to see its digits.")
+    st.caption("Rows are the true class, columns the prediction. Right answers (the diagonal) are blue, mistakes "
+               "red, each on its own scale so a few dozen confusions stand out. Click a cell to see its images.")
     normalized = st.radio("Show", ["counts", "share of each true class"], key=state.CM_MODE,
                           horizontal=True) != "counts"
     cm = confusion_frame(y, pred, data.class_names)
-    cm_col, cell_col = st.columns([3, 2])
+    cm_col, cell_col = st.columns(2)
     with cm_col:
         event = st.altair_chart(confusion_matrix_chart(cm, normalized), key=state.CM_CHART, on_select="rerun",
                                 selection_mode=CM_SELECTION, width="stretch")
@@ -98,10 +124,11 @@ def page() -> None:
             t, p = int(picked[0]["true"]), int(picked[0]["pred"])
             in_cell = np.flatnonzero((y == t) & (pred == p))
             names = data.class_names
-            st.markdown(f"**True {names[t]}, predicted {names[p]}: {len(in_cell)} digit{'s' * (len(in_cell) != 1)}**"
+            word = images_word(data.class_names)[:-1]
+            st.markdown(f"**True {names[t]}, predicted {names[p]}: {len(in_cell)} {word}{'s' * (len(in_cell) != 1)}**"
                         + (" (first 40 shown)" if len(in_cell) > 40 else ""))
             if len(in_cell):
-                st.image(grid(data, in_cell[:40], pred, cols=8))
+                st.image(grid(data, in_cell[:40], pred, cols=CELL_COLS))
         else:
             st.info("Click a cell of the matrix to see the digits in it.", icon=":material/touch_app:")
 

@@ -3,71 +3,103 @@
 import streamlit as st
 
 from ui import state
-from ui.charts import learning_curves_charts
-from ui.resources import MAX_CONCURRENT_TRAININGS, start_run
+from ui.charts import MSE_NOTE, batch_loss_chart, learning_curves_charts
+from ui.diagnosis import verdict
+from ui.live import follow
+from ui.naming import run_label
+from ui.resources import MAX_CONCURRENT_TRAININGS, get_dataset, start_run
 from ui.runs import DIVERGED, FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED, TrainingRun
 
-PROGRESS_SECONDS = 1.0  # buttons and progress bar: cheap to redraw
+PROGRESS_SECONDS = 1.0  # progress lines: cheap to redraw
 CURVES_SECONDS = 3.0  # numbers and charts: redrawing them costs the browser and the server real CPU
 
 
 def new_run(step_only: bool) -> None:
     cfg = st.session_state[state.CONFIG]
-    label = st.session_state[state.CONFIG_LABEL]
     run = TrainingRun(cfg)
-    run.name = f"{run.id} · {label} · {cfg.dataset} {cfg.architecture} {cfg.optimizer} lr {cfg.learning_rate:g}"
+    run.name = f"{run.short_id} {run_label(cfg, st.session_state.get(state.BASE_PRESET))}"
     run.pause_after_epoch = step_only
     state.runs().append(run)
     st.session_state[state.ACTIVE_RUN] = run.id
+    st.session_state[state.FOLLOWED_RUNS] = [run.id]
     start_run(run)
 
 
-def controls(run: TrainingRun | None) -> None:
-    """Train / Pause / Resume / Step / Stop, enabled by the run's state."""
+def step_help(runs: list[TrainingRun]) -> str:
+    """What Step will do, said before it does it: finish the epoch in progress, or train the next one."""
+    paused = [r for r in runs if r.status == PAUSED]
+    if paused and paused[0].progress.batch:
+        r = paused[0]
+        return (f"Finish epoch {r.epochs_done + 1} (paused at batch {r.progress.batch}/{r.progress.n_batches}), "
+                "then pause.")
+    if paused:
+        return f"Train epoch {paused[0].epochs_done + 1}, then pause."
+    return "Start a run that trains one epoch, then pauses."
+
+
+def controls(runs: list[TrainingRun]) -> None:
+    """Train / Pause / Resume / Step / Stop, enabled by the followed runs' states; each acts on all of them."""
     cfg_ok = st.session_state.get(state.CONFIG) is not None
-    busy = run is not None and run.in_progress
+    busy = [r for r in runs if r.in_progress]
     cols = st.columns(5)
-    if cols[0].button("Train", key="train", type="primary", disabled=busy or not cfg_ok, width="stretch",
+    if cols[0].button("Train", key="train", type="primary", disabled=bool(busy) or not cfg_ok, width="stretch",
                       icon=":material/play_arrow:"):
         new_run(step_only=False)
         st.rerun()
-    if cols[1].button("Pause", key="pause", disabled=not (busy and run.status == RUNNING), width="stretch",
-                      icon=":material/pause:"):
-        run.pause()
-    if cols[2].button("Resume", key="resume", disabled=not (busy and run.status == PAUSED), width="stretch",
+    if cols[1].button("Pause", key="pause", disabled=not any(r.status == RUNNING for r in busy),
+                      width="stretch", icon=":material/pause:"):
+        for r in busy:
+            r.pause()
+    if cols[2].button("Resume", key="resume", disabled=not any(r.status == PAUSED for r in busy), width="stretch",
                       icon=":material/resume:"):
-        run.resume()
-    step_ok = (busy and run.status == PAUSED) or (not busy and cfg_ok)
+        for r in busy:
+            r.resume()
+    paused = [r for r in busy if r.status == PAUSED]
+    step_ok = bool(paused) or (not busy and cfg_ok)
     if cols[3].button("Step", key="step", disabled=not step_ok, width="stretch", icon=":material/skip_next:",
-                      help="Train exactly one epoch, then pause."):
-        if busy:
-            run.step()
+                      help=step_help(busy)):
+        if paused:
+            for r in paused:
+                r.step()
         else:
             new_run(step_only=True)
             st.rerun()
     if cols[4].button("Stop", key="stop", disabled=not busy, width="stretch", icon=":material/stop:"):
-        run.stop()
+        for r in busy:
+            r.stop()
+    if paused and paused[0].progress.batch:
+        st.caption(step_help(busy).replace("Finish", "**Step** will finish", 1))
 
 
 def status_line(run: TrainingRun) -> None:
     p, cfg = run.progress, run.config
+    done = run.epochs_done
     if run.status == QUEUED:
-        st.info(f"Queued: waiting for a free training slot ({MAX_CONCURRENT_TRAININGS} trainings run at once "
-                "on this server).", icon=":material/hourglass:")
+        st.info(f"**{run.name}** is queued: waiting for a free training slot ({MAX_CONCURRENT_TRAININGS} trainings "
+                "run at once on this server).", icon=":material/hourglass:")
     elif run.status in (RUNNING, PAUSED):
-        batch_share = p.batch / p.n_batches if p.n_batches else 0.0
-        done = (run.epochs_done + (batch_share if p.epoch > run.epochs_done else 0)) / cfg.epochs
+        share = p.batch / p.n_batches if p.n_batches else 0.0
         eta = run.eta_seconds()
-        text = (f"Epoch {p.epoch}/{cfg.epochs} · batch {p.batch}/{p.n_batches or '?'}"
+        where = (f"training epoch {done + 1}: batch {p.batch}/{p.n_batches or '?'}" if p.batch or not done
+                 else f"epoch {done + 1} next")
+        text = (f"Epochs done {run.epochs_text()} · {where}"
                 + (f" · about {eta:.0f} s left" if eta is not None else "")
                 + (" · paused" if run.status == PAUSED else ""))
-        st.progress(min(done, 1.0), text=text)
+        st.progress(min((done + share) / cfg.epochs, 1.0), text=text)
     elif run.status == FINISHED:
-        st.success(run.summary(), icon=":material/check_circle:")
+        warning = verdict(run.history, get_dataset(cfg.dataset).n_classes, cfg)
+        if warning:
+            st.warning(f"{run.summary()}.\n\n{warning}", icon=":material/warning:")
+        else:
+            st.success(run.summary(), icon=":material/check_circle:")
     elif run.status == STOPPED:
         st.warning(run.summary(), icon=":material/stop_circle:")
     elif run.status in (DIVERGED, FAILED):
         st.error(run.summary(), icon=":material/error:")
+    if run.in_progress:
+        warning = verdict(run.history, get_dataset(cfg.dataset).n_classes, cfg) if done >= 2 else None
+        if warning:
+            st.warning(warning, icon=":material/warning:")
 
 
 def epoch_numbers(run: TrainingRun) -> None:
@@ -76,7 +108,7 @@ def epoch_numbers(run: TrainingRun) -> None:
         return
     prev = run.history[-2] if len(run.history) > 1 else None
     cols = st.columns(5)
-    cols[0].metric("Epoch", f"{last.epoch}/{run.config.epochs}")
+    cols[0].metric("Epochs done", run.epochs_text())
     cols[1].metric("Train loss", f"{last.train_loss:.4f}",
                    delta=f"{last.train_loss - prev.train_loss:+.4f}" if prev else None, delta_color="inverse")
     cols[2].metric("Train accuracy", f"{last.train_acc:.2%}",
@@ -86,27 +118,19 @@ def epoch_numbers(run: TrainingRun) -> None:
     cols[4].metric("Seconds / epoch", f"{run.seconds_per_epoch:.2f}")
 
 
-def live_controls() -> None:
-    if state.became_idle():
-        st.rerun()  # the whole app: the sidebar unlocks and the curves show the last epoch
-    run = state.active_run()
-    controls(run)
-    if run is None:
-        st.info("Choose a preset or build a network in the sidebar, then press **Train**.",
-                icon=":material/arrow_back:")
-        return
-    st.caption(f"**{run.name}** — {run.n_params:,} parameters, backend {run.config.backend}")
-    status_line(run)
-
-
-def live_curves() -> None:
-    run = state.active_run()
-    if run is None:
-        return
+def curves(run: TrainingRun) -> None:
     epoch_numbers(run)
     if run.history:
-        for column, chart in zip(st.columns(2), learning_curves_charts(run.history)):
+        n_classes = get_dataset(run.config.dataset).n_classes
+        for column, chart in zip(st.columns(2), learning_curves_charts(run.history, n_classes, run.config.loss)):
             column.altair_chart(chart, width="stretch")
+        if run.config.loss == "mse":
+            st.caption(MSE_NOTE)
+    losses = list(run.batch_losses)
+    if run.in_progress and len(losses) > 1:
+        st.altair_chart(batch_loss_chart(losses, run.epochs_done + 1), width="stretch")
+        st.caption(f"The loss of each batch in epoch {run.epochs_done + 1} so far: noisy, since each batch is a few "
+                   "images; the epoch curves above are full passes.")
 
 
 def page() -> None:
@@ -115,9 +139,35 @@ def page() -> None:
              "training goes on while you look at other pages.")
     if st.session_state.get(state.CONFIG) is None:
         st.error("The configuration in the sidebar has a problem (shown under the field); fix it to train.")
-    busy = state.any_run_in_progress()
-    st.fragment(live_controls, run_every=PROGRESS_SECONDS if busy else None)()
-    st.fragment(live_curves, run_every=CURVES_SECONDS if busy else None)()
+    runs = state.followed_runs()
+    controls(runs)
+    if not runs:
+        st.info("Choose a preset or build a network in the sidebar, then press **Train**.",
+                icon=":material/arrow_back:")
+        return
+    boxes = []
+    for run in runs:
+        if len(runs) > 1:
+            st.subheader(run.name)
+        st.caption(f"**{run.name}** — {run.n_params:,} parameters, backend {run.config.backend}")
+        boxes.append((run, st.empty(), st.empty()))
+    ticks, final = [0], set()
+
+    def draw() -> None:
+        redraw_curves = ticks[0] % round(CURVES_SECONDS / PROGRESS_SECONDS) == 0
+        ticks[0] += 1
+        for run, status_box, curves_box in boxes:
+            if run.id in final:
+                continue
+            with status_box.container():
+                status_line(run)
+            if redraw_curves or not run.in_progress:
+                with curves_box.container():
+                    curves(run)
+            if not run.in_progress:
+                final.add(run.id)  # drawn for good
+
+    follow(draw, PROGRESS_SECONDS)
 
 
 state.run_app_first()

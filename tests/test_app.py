@@ -13,7 +13,10 @@ PAGES = ("pages/train.py", "pages/results.py", "pages/compare.py")
 
 
 def new_app() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=60).run()
+    """The app, with its live views drawing once per run instead of following training (the tests poll)."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["follow_seconds"] = 0
+    return at.run()
 
 
 def set_fields(at: AppTest, **values) -> AppTest:
@@ -37,6 +40,16 @@ def wait_for(at: AppTest, done, seconds: float = 60) -> AppTest:
 
 def texts(elements) -> str:
     return " ".join(str(e.value) for e in elements)
+
+
+def chart_data(element) -> list:
+    """The rows of a drawn Altair chart's datasets (Streamlit ships them as Arrow beside the spec)."""
+    import pyarrow as pa
+
+    rows = []
+    for d in element.proto.datasets:
+        rows += pa.ipc.open_stream(d.data.data).read_pandas().to_dict("records")
+    return rows
 
 
 def active_run(at: AppTest):
@@ -76,7 +89,7 @@ def test_choosing_a_preset_fills_the_fields_and_editing_marks_it_modified():
     assert "modified" not in texts(at.sidebar.caption)
     at = set_fields(at, epochs=3)
     assert at.session_state["config"] == PRESETS["keras-mlp"].config.replace(epochs=3)
-    assert "keras-mlp** (modified)" in texts(at.sidebar.caption)
+    assert "keras-mlp** (modified: epochs 3)" in texts(at.sidebar.caption)
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -96,6 +109,7 @@ def test_invalid_input_is_explained_and_disables_train(fields, message):
 
 def test_a_link_reproduces_a_setup():
     at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["follow_seconds"] = 0
     at.query_params.update(preset="custom", dataset="digits", hidden_sizes="20", activation="relu",
                            learning_rate="0.25", epochs="3", seed="not-a-number")
     at.run()
@@ -117,10 +131,10 @@ def test_a_short_run_trains_and_shows_on_results_and_compare():
     at.button(key="train").click().run()
     assert at.sidebar.selectbox(key="dataset").disabled  # locked while the run is active
     at = wait_for(at, lambda a: "Finished" in texts(a.success))
-    assert "Finished: 3/3 epochs, test accuracy" in texts(at.success)
+    assert "Finished: 3/3 epochs done, test accuracy" in texts(at.success)
     run = active_run(at)
     assert [r.epoch for r in run.history] == [1, 2, 3] and run.history[-1].test_acc > 0.6  # chance is 0.1
-    assert " · notebook-mse (modified) · digits " in run.name  # the default preset, edited
+    assert run.name.startswith(f"#{run.id.split('-')[1]} notebook-mse · dataset digits, hidden 32, activation relu")
     assert not at.sidebar.selectbox(key="dataset").disabled  # unlocked again
     assert len(at.get("vega_lite_chart")) == 2 and len(at.get("metric")) == 5  # loss and accuracy curves, numbers
 
@@ -134,7 +148,7 @@ def test_a_short_run_trains_and_shows_on_results_and_compare():
     assert not at.exception
     table = at.dataframe[0].value
     assert table.loc[0, "run"] == run.name and table.loc[0, "epochs"] == "3/3"
-    assert table.loc[0, "test acc"] == pytest.approx(run.history[-1].test_acc)
+    assert table.loc[0, "test acc"] == f"{run.history[-1].test_acc:.2%}"
 
 
 def test_stop_keeps_the_history_so_far():
@@ -145,7 +159,7 @@ def test_stop_keeps_the_history_so_far():
     at = wait_for(at, lambda a: not active_run(a).in_progress)
     run = active_run(at)
     assert run.status == "stopped" and 1 <= len(run.history) < 200
-    assert f"Stopped at {len(run.history)}/200" in texts(at.warning)
+    assert f"Stopped: {len(run.history)}/200 epochs done" in texts(at.warning)
 
 
 def test_step_trains_exactly_one_epoch_then_pauses():
@@ -246,6 +260,7 @@ def test_two_runs_of_a_parallel_model_share_the_cores_pause_and_stop(mnist, monk
 
     import engine.parallel as parallel
     from engine.parallel import CpuShare
+
     from ui.runs import TrainingRun
 
     share = CpuShare(cores=2)
@@ -309,19 +324,35 @@ def test_the_torch_backend_trains_from_the_app():
     at = wait_for(at, lambda a: not active_run(a).in_progress)
     run = active_run(at)
     assert run.status == "finished" and run.config.backend == "torch", run.message
-    assert "Finished: 3/3 epochs" in texts(at.success)
+    assert "Finished: 3/3 epochs done" in texts(at.success)
 
 
 def test_the_notebook_experiment_starts_both_runs_and_overlays_them():
+    """Issue 14, items 7, 9 and 10: while both runs train the sidebar says what trains, the Train page follows both;
+    the overlay offers runs once they have an epoch; MSE and cross-entropy losses get an axis each."""
     at = new_app()
     at.switch_page("pages/compare.py").run()
     at.button(key="notebook_experiment").click().run()
     runs = at.session_state["runs"]
     try:
         assert [r.config for r in runs] == [PRESETS["notebook-mse"].config, PRESETS["notebook-ce"].config]
-        assert at.multiselect(key="compare_runs").value == [r.id for r in runs]
+        assert [r.name for r in runs] == [f"{r.short_id} {name}" for r, name in zip(runs, ("notebook-mse",
+                                                                                          "notebook-ce"))]
+        offered = at.multiselect(key="compare_runs").options
+        assert all(r.name not in offered for r in runs if not r.history)  # nothing to draw yet: not offered
+        at.switch_page("app.py").run()  # the whole app (AppTest runs a page file alone), on its Train page
+        sidebar = texts(at.sidebar.markdown)
+        assert "Training now" in sidebar
+        assert "learning rate 3 " in sidebar and "learning rate 0.5 " in sidebar  # the runs' settings, not the form's
+        assert [t.value for t in at.subheader] == [r.name for r in runs]  # the Train page follows both
+
+        at.switch_page("pages/compare.py").run()
         wait_for(at, lambda a: all(len(r.history) >= 1 for r in runs))
-        assert not at.exception and len(at.get("vega_lite_chart")) == 1
+        assert at.multiselect(key="compare_runs").value == [r.id for r in runs]  # joined once they had an epoch
+        assert not at.exception and len(at.get("vega_lite_chart")) == 2  # the overlay and its legend
+        at.radio(key="compare_metric").set_value("loss").run()
+        assert len(at.get("vega_lite_chart")) == 3  # a loss chart each, and the legend
+        assert "different units" in texts(at.caption) and "10× smaller" in texts(at.caption)
     finally:
         for r in runs:
             r.stop()
@@ -347,3 +378,190 @@ def test_get_backend_without_torch_says_how_to_install(monkeypatch):
     with pytest.raises(ImportError, match="pip install torch==2.13.0"):
         get_backend("torch")
     assert get_backend("numpy").name == "numpy"
+
+
+# ---------------------------------------------------------------- issue 14: every number and link on screen is true
+
+def long_run(at: AppTest) -> AppTest:
+    """A run of the digits that lasts (200 epochs of 8-image batches), under way."""
+    at = set_fields(at, epochs=200, batch_size=8)
+    at.button(key="train").click().run()
+    return at
+
+
+def test_no_view_asks_the_browser_to_poll(monkeypatch):
+    """Items 1 and 2: a fragment's run_every timer sends reruns for the page it was drawn on; Streamlit folds one
+    that crosses a navigation or an edit into it, with the timer's stale page and query string. Live views follow
+    training from the server instead."""
+    import streamlit as st
+
+    timers = []
+    fragment = st.fragment
+
+    def spy(func=None, *, run_every=None, **kw):
+        timers.append(run_every)
+        return fragment(func, run_every=run_every, **kw)
+
+    monkeypatch.setattr(st, "fragment", spy)
+    at = long_run(short_run_app())
+    try:
+        wait_for(at, lambda a: active_run(a).status == "running")
+        for page in PAGES:
+            at.switch_page(page).run()
+            assert not at.exception
+        assert not [t for t in timers if t is not None]
+    finally:
+        active_run(at).stop()
+        active_run(at).join(30)
+
+
+def test_a_run_stopped_mid_epoch_shows_one_accuracy_everywhere(digits):
+    """Item 3: Results, the zip and the Train page all use the weights of the last completed epoch."""
+    import io
+    import re
+    import zipfile
+
+    from engine import load_model
+
+    at = long_run(short_run_app())
+    at = wait_for(at, lambda a: len(active_run(a).history) >= 1 and active_run(a).progress.batch > 40)
+    at.button(key="stop").click().run()
+    at = wait_for(at, lambda a: not active_run(a).in_progress)
+    run = active_run(at)
+    assert run.status == "stopped" and run.partial_epoch_dropped
+    acc = run.last.test_acc
+    assert f"test accuracy {acc:.2%}" in texts(at.warning) and f"weights after epoch {run.epochs_done}" in texts(
+        at.warning)
+    at.switch_page("pages/results.py").run()
+    shown = re.search(r"\*\*(\d+) right, (\d+) wrong\*\*", texts(at.markdown))
+    right, wrong = int(shown[1]), int(shown[2])
+    assert right / (right + wrong) == acc  # exactly the last epoch's test accuracy
+    from ui.runs import run_to_zip
+
+    model = load_model(io.BytesIO(zipfile.ZipFile(io.BytesIO(run_to_zip(run))).read("weights.npz")))
+    assert np.mean(model.predict_proba(digits.x_test).argmax(1) == digits.y_test) == acc
+
+
+def test_a_run_that_learned_nothing_is_not_shown_as_a_success():
+    """Item 4: accuracy at chance gets a warning with causes, not a green Finished."""
+    at = short_run_app(output="sigmoid", loss="mse", activation="sigmoid", learning_rate=1e-7, init="small",
+                       epochs=2)
+    at.button(key="train").click().run()
+    at = wait_for(at, lambda a: not active_run(a).in_progress)
+    run = active_run(at)
+    assert run.status == "finished" and run.last.test_acc < 0.15
+    assert not at.success
+    assert "learned nothing" in texts(at.warning) and "10 to 100 times larger" in texts(at.warning)
+    at.switch_page("pages/results.py").run()
+    assert "learned nothing" in texts(at.warning)
+
+
+def test_epoch_counters_agree_and_step_says_it_finishes_the_epoch():
+    """Item 5: one epoch counter (epochs done X/Y, training epoch X+1); Step mid-epoch says what it will do."""
+    at = long_run(short_run_app())
+    try:
+        at = wait_for(at, lambda a: len(active_run(a).history) >= 1 and active_run(a).progress.batch > 5)
+        for _ in range(10):  # a pause lands between two batches, or (rarely, on these short epochs) at an epoch's end
+            at.button(key="pause").click().run()
+            at = wait_for(at, lambda a: active_run(a).status == "paused")
+            if active_run(at).progress.batch:
+                break
+            at.button(key="resume").click().run()
+        run = active_run(at)
+        n, b = run.epochs_done, run.progress.batch
+        assert b > 0
+        tile = next(m for m in at.get("metric") if m.label == "Epochs done")
+        assert tile.value == f"{n}/200"
+        progress = " ".join(p.proto.text for p in at.get("progress"))
+        assert f"Epochs done {n}/200 · training epoch {n + 1}: batch {b}/" in progress and "paused" in progress
+        assert at.button(key="step").help.startswith(f"Finish epoch {n + 1} (paused at batch {b}/")
+        assert f"**Step** will finish epoch {n + 1}" in texts(at.caption)
+        at.button(key="step").click().run()
+        at = wait_for(at, lambda a: a.session_state["runs"][-1].status == "paused" and active_run(a).epochs_done
+                      == n + 1)
+        assert active_run(at).progress.batch == 0  # it finished that epoch and stopped at its end
+        assert at.button(key="step").help == f"Train epoch {n + 2}, then pause."
+    finally:
+        active_run(at).stop()
+        active_run(at).join(30)
+
+
+def test_choosing_the_same_preset_again_reloads_it():
+    """Item 6: with keras-mlp edited, choosing keras-mlp loads it again."""
+    at = set_fields(new_app(), preset="keras-mlp")
+    at = set_fields(at, learning_rate=0.05)
+    assert at.selectbox(key="preset").value == "custom"
+    assert "Custom (edited keras-mlp)" in at.selectbox(key="preset").options
+    at = set_fields(at, preset="keras-mlp")
+    assert at.session_state["config"] == PRESETS["keras-mlp"].config
+    assert at.number_input(key="learning_rate").value == 0.001
+
+
+def test_runs_are_named_by_preset_and_differences_and_the_table_is_complete():
+    """Item 8: run names say what differs from the preset; the Compare table has every setting, one format per
+    column, '—' for nothing, test accuracy among the first columns, and room for more than ten runs."""
+    at = short_run_app(dropout=0.3, epochs=1)
+    at.button(key="train").click().run()
+    at = wait_for(at, lambda a: not active_run(a).in_progress)
+    run = active_run(at)
+    assert run.name == (f"{run.short_id} notebook-mse · dataset digits, hidden 32, activation relu, output softmax, "
+                        "loss cross_entropy, lr 0.1, batch 32, epochs 1, init he, dropout 0.3")
+    at.switch_page("pages/compare.py").run()
+    table = at.dataframe[0].value
+    assert list(table.columns[:3]) == ["run", "test acc", "train acc"]
+    for column in ("dropout", "L2", "val split", "subset", "seed", "input scaling"):
+        assert column in table.columns
+    row = table.iloc[0]
+    assert row["dropout"] == "0.3" and row["subset"] == "all" and row["input scaling"] == "unit"
+    assert "None" not in table.to_string() and "nan" not in table.to_string()
+    from ui.text import table_height
+
+    assert table_height(12) >= 13 * 35 and table_height(100) == table_height(20)  # 20 runs show, then it scrolls
+
+
+def test_more_options_remember_whether_they_are_open():
+    """Item 12: the expander keeps its state in the session, so a run does not fold it."""
+    at = short_run_app(epochs=1)
+    at.session_state["more_options"] = True
+    at.button(key="train").click().run()
+    at = wait_for(at, lambda a: not active_run(a).in_progress)
+    assert at.session_state["more_options"] is True
+
+
+def test_a_mistake_shows_its_ten_outputs():
+    """Also expected: choosing a mistake draws its output probabilities."""
+    at = short_run_app(epochs=1, learning_rate=0.01)
+    at.button(key="train").click().run()
+    at = wait_for(at, lambda a: not active_run(a).in_progress)
+    at.switch_page("pages/results.py").run()
+    charts = len(at.get("vega_lite_chart"))
+    pick = at.selectbox(key="mistake_pick")
+    image = int(pick.options[0].split()[2].rstrip(":"))  # "test image 123: predicted ..."
+    pick.set_value(image).run()
+    assert not at.exception
+    assert len(at.get("vega_lite_chart")) == charts + 1
+    bars = next(c for c in at.get("vega_lite_chart") if '"bar"' in c.proto.spec)
+    values = chart_data(bars)
+    probs = active_run(at).test_predictions(__import__("engine").load_dataset("digits"))[image]
+    assert [v["probability"] for v in values] == pytest.approx(probs.tolist())  # its ten outputs
+    assert [v["role"] for v in values].count("predicted") == 1 and values[int(probs.argmax())]["role"] == "predicted"
+
+
+def test_the_train_page_draws_the_batch_losses_of_the_epoch_in_progress():
+    """Also expected: the loss of each batch of the current epoch, where the engine reports it."""
+    from ui.runs import RUNNING, TrainingRun
+
+    at = new_app()
+    run = TrainingRun(PRESETS["twolayernet"].config)
+    run.status = RUNNING
+    run.progress.batch, run.progress.n_batches = 3, 600
+    for done, loss in enumerate([2.3, 2.1, 1.9], 1):
+        run._on_batch(done, 600, loss)
+    run._on_batch(4, 600)  # a backend that does not read the loss back: progress only
+    at.session_state["runs"] = [run]
+    at.session_state["active_run"] = run.id
+    at.run()
+    chart = at.get("vega_lite_chart")[-1]
+    assert [v["loss"] for v in chart_data(chart)] == [2.3, 2.1, 1.9]
+    assert "batch of epoch 1" in chart.proto.spec
+    run.status = "stopped"

@@ -106,10 +106,16 @@ def test_preset_train_results_click_a_confusion_cell(server, page):
     epochs = page.get_by_role("spinbutton", name="Epochs")
     epochs.fill("1")
     epochs.press("Enter")
-    page.get_by_text("softmax-regression (modified)").wait_for()
+    page.get_by_text("(modified: epochs 1)").wait_for()
     assert "epochs=1" in page.url and "hidden_sizes=&" in page.url  # the link encodes the setup
+    more = page.get_by_text("More options")
+    more.click()
+    dropout = page.get_by_test_id("stSlider").filter(has_text="Dropout")
+    dropout.wait_for()
     page.get_by_role("button", name="Train").click()
-    page.get_by_text("Finished: 1/1 epochs").wait_for(timeout=120_000)
+    page.get_by_text("Finished: 1/1 epochs done").wait_for(timeout=120_000)
+    time.sleep(1.0)
+    assert dropout.is_visible()  # issue 14, item 12: the run did not fold "More options"
     page.get_by_test_id("stVegaLiteChart").locator("canvas, svg").first.wait_for(timeout=30_000)  # the curves
     time.sleep(1.0)  # let vega draw
     shot(page, "1-train")
@@ -124,6 +130,10 @@ def test_preset_train_results_click_a_confusion_cell(server, page):
     true, pred = 1, 1  # the fullest cell: ones recognised as ones
     page.mouse.click(left + (pred + 0.5) * width / 10, top + (true + 0.5) * height / 10)
     page.get_by_text("True 1, predicted 1:").wait_for(timeout=30_000)
+    gallery = page.get_by_test_id("stImage").last.locator("img")
+    gallery.scroll_into_view_if_needed()
+    shown, natural = gallery.evaluate("img => [img.clientWidth, img.naturalWidth]")
+    assert shown >= 0.9 * natural  # item 11: the cell's gallery is not shrunk, so its captions stay readable
     shot(page, "2-results")
 
     page.get_by_role("link", name="Compare").click()
@@ -163,5 +173,53 @@ def test_compare_and_results_follow_runs_without_a_click(server, page):
     page.get_by_text(re.compile(r"^\d+/12$")).wait_for(timeout=60_000)  # the new run's first epoch is in
     page.get_by_role("link", name="Results").click()
     page.get_by_text("still training").wait_for(timeout=30_000)
-    page.get_by_text("Finished: 12/12 epochs").wait_for(timeout=180_000)
+    page.get_by_text("Finished: 12/12 epochs done").wait_for(timeout=180_000)
     assert page.get_by_text("Settings are locked").count() == 0
+
+
+PATHS = {"Train": ("/", "/training"), "Results": ("/results",), "Compare": ("/compare",)}
+
+
+def test_the_address_follows_navigation_and_edits_while_runs_train(page):
+    """Issue 14, items 1 and 2, on a loaded machine: the notebook experiment's two runs train while the learner moves
+    between pages; a second learner's edit reaches the address at once. (A browser timer's rerun request, folded
+    into a navigation or an edit, used to bring back the old page or value.)"""
+    from urllib.parse import parse_qs, urlparse
+
+    with serve() as url:
+        page.goto(url + "/compare")
+        page.get_by_role("button", name="Run the notebook experiment").click(timeout=60_000)
+        page.get_by_text("Some runs are still training").wait_for(timeout=60_000)
+        page.get_by_role("link", name="Train", exact=True).click()
+        page.get_by_text("Training now").wait_for(timeout=30_000)  # item 7: the sidebar says what trains...
+        page.get_by_text("learning rate 0.5").first.wait_for()
+        page.get_by_text(re.compile(r"Epochs done \d+/30")).nth(1).wait_for(timeout=60_000)  # ...the page follows both
+        time.sleep(1.0)
+        shot(page, "4-train-two-runs")
+        wrong = []
+        for i, name in enumerate(["Results", "Compare", "Train", "Results", "Train", "Compare", "Results", "Compare",
+                                  "Train"]):
+            page.get_by_role("link", name=name, exact=True).click()
+            page.get_by_role("heading", name=name, exact=True).first.wait_for(timeout=30_000)
+            time.sleep((0.1, 1.2, 3.2)[i % 3])  # long enough for a live view's redraws to cross the next click
+            if urlparse(page.url).path not in PATHS[name]:
+                wrong.append((name, page.url))
+        assert not wrong, wrong
+
+        other = page.context.browser.new_page(viewport={"width": 1280, "height": 1200})  # a second learner
+        try:
+            other.goto(url + "/results")
+            rate = other.get_by_role("spinbutton", name="Learning rate")
+            rate.wait_for(timeout=60_000)
+            rate.fill("0.25")
+            rate.press("Enter")
+            deadline = time.monotonic() + 10
+            while parse_qs(urlparse(other.url).query).get("learning_rate") != ["0.25"]:
+                assert time.monotonic() < deadline, other.url
+                time.sleep(0.2)
+            assert urlparse(other.url).path == "/results"
+        finally:
+            other.close()
+        page.get_by_role("link", name="Train", exact=True).click()
+        page.get_by_role("button", name="Stop").click(timeout=30_000)  # stops both runs
+        page.get_by_text("Settings are locked").wait_for(state="detached", timeout=60_000)

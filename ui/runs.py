@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import zipfile
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +29,7 @@ _ids = itertools.count(1)
 
 @dataclass
 class Progress:
-    """Where the worker is: epoch (1-based, the one in progress) and batch within it."""
+    """Where the worker is in the epoch it trains: batches done of n_batches (that epoch is epochs_done + 1)."""
 
     epoch: int = 0
     batch: int = 0
@@ -52,13 +53,16 @@ class TrainingRun:
     n_params: int = 0
     pause_after_epoch: bool = False
     wall_seconds: float = 0.0
+    batch_losses: list[float] = field(default_factory=list)  # this epoch's batch losses, where the engine gives them
+    partial_epoch_dropped: bool = False  # stopped or diverged mid-epoch: the model went back to the last epoch's end
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
         self._thread: threading.Thread | None = None
-        self._predictions: np.ndarray | None = None
+        self._predictions: tuple[int, np.ndarray] | None = None  # (epochs_done, test-set probabilities)
+        self._epoch_weights: list[np.ndarray] | None = None  # the weights when the last epoch ended
         if not self.name:
             self.name = f"{self.id} · {self.config.dataset} {self.config.architecture}"
 
@@ -111,21 +115,32 @@ class TrainingRun:
     def seconds_per_epoch(self) -> float | None:
         return float(np.median([r.seconds for r in self.history])) if self.history else None
 
+    @property
+    def short_id(self) -> str:
+        """'#3' for run-3: what tells two runs with the same settings apart."""
+        return "#" + self.id.rsplit("-", 1)[-1]
+
+    def epochs_text(self) -> str:
+        """The one epoch counter every view shows: epochs done of the total."""
+        return f"{self.epochs_done}/{self.config.epochs}"
+
     def summary(self) -> str:
-        """The sentence the Train page shows when a run ends."""
+        """The sentence the pages show for a run; its accuracy is that of the weights every view uses."""
         n, total = self.epochs_done, self.config.epochs
-        acc = f", test accuracy {self.last.test_acc:.1%}" if self.last else ""
+        acc = f", test accuracy {self.last.test_acc:.2%}" if self.last else ""
         if self.status == FINISHED:
-            return f"Finished: {n}/{total} epochs{acc}"
+            return f"Finished: {n}/{total} epochs done{acc}"
         if self.status == STOPPED:
-            return f"Stopped at {n}/{total}{acc}"
+            kept = (f"; the unfinished epoch {n + 1} was dropped, every view uses the weights after epoch {n}"
+                    if self.partial_epoch_dropped and n else "")
+            return f"Stopped: {n}/{total} epochs done{acc}{kept}"
         if self.status == DIVERGED:
-            return f"Diverged after {n}/{total} epochs. {self.message}"
+            return f"Diverged in epoch {n + 1} ({n}/{total} epochs done). {self.message}"
         if self.status == FAILED:
-            return f"Failed after {n}/{total} epochs: {self.message}"
+            return f"Failed in epoch {n + 1} ({n}/{total} epochs done): {self.message}"
         if self.status == UPLOADED:
-            return f"Uploaded run: {n}/{total} epochs{acc}"
-        return f"{self.status.capitalize()}: {n}/{total} epochs"
+            return f"Uploaded run: {n}/{total} epochs done{acc}"
+        return f"{self.status.capitalize()}: {n}/{total} epochs done"
 
     def eta_seconds(self) -> float | None:
         """Seconds left, from the mean epoch time so far (or the current epoch's pace)."""
@@ -136,25 +151,26 @@ class TrainingRun:
         per_epoch = (self.seconds_per_epoch if self.history else
                      (now - p.epoch_started) / max(p.batch, 1) * p.n_batches)
         left_this = per_epoch * (1 - p.batch / p.n_batches)
-        return left_this + per_epoch * (self.config.epochs - p.epoch)
+        return left_this + per_epoch * (self.config.epochs - self.epochs_done - 1)
 
     def test_predictions(self, data: Dataset) -> np.ndarray:
-        """Class probabilities on the test set; cached once the weights stop changing.
+        """Class probabilities on the test set from the weights of the last completed epoch (one run, one model:
+        they give the last epoch's test accuracy); computed once per epoch.
 
-        While the worker trains, a copy of the weights is used: the worker's model (and its
-        layer buffers) must not be touched from another thread.
+        While the worker trains, the copy kept at the epoch's end is used: the worker's model (and its layer
+        buffers) must not be touched from another thread.
         """
-        if self.in_progress:
-            return self.snapshot_model().predict_proba(data.x_test)
-        if self._predictions is None:
-            self._predictions = self.model.predict_proba(data.x_test)
-        return self._predictions
+        if self._predictions is None or self._predictions[0] != self.epochs_done:
+            model = self.epoch_model() if self.in_progress else self.model
+            self._predictions = (self.epochs_done, model.predict_proba(data.x_test))
+        return self._predictions[1]
 
-    def snapshot_model(self) -> MLP:
-        """A separate model holding a copy of the current weights."""
-        W0, W_last = self.model.linears[0].params["W"], self.model.linears[-1].params["W"]
+    def epoch_model(self) -> MLP:
+        """A separate model holding the weights of the last completed epoch."""
+        weights = self._epoch_weights
+        W0, W_last = weights[0], weights[-2]
         copy = build_model(self.config, W0.shape[0], W_last.shape[1])
-        copy.set_weights(self.model.get_weights())
+        copy.set_weights(weights)
         return copy
 
     # ------------------------------------------------------------ the worker thread
@@ -171,8 +187,16 @@ class TrainingRun:
         self._wait_if_paused()
         return self._stop.is_set()
 
-    def _on_batch(self, done: int, total: int) -> None:
+    def _on_batch(self, done: int, total: int, loss: float | None = None) -> None:
+        """The engine's per-batch callback; `loss` (the batch's mean loss) where the backend gives it."""
         self.progress.batch, self.progress.n_batches = done, total
+        if loss is not None:
+            self.batch_losses.append(float(loss))
+
+    def _end_epoch(self) -> None:
+        """Keep the weights as the epoch left them (the worker's own thread, between epochs)."""
+        self._epoch_weights = self.model.get_weights()
+        self.batch_losses = []
 
     def _work(self, data: Dataset, slots: threading.Semaphore) -> None:
         while not slots.acquire(timeout=0.2):
@@ -180,33 +204,47 @@ class TrainingRun:
                 self.status = STOPPED
                 return
         t0 = time.perf_counter()
+        self._epoch_weights = self.model.get_weights()  # "epoch 0": what a run stopped in its first epoch keeps
         self.status = RUNNING
         self.progress = Progress(epoch=1, started=t0, epoch_started=t0)
+        status = FAILED
         try:
-            for result in train(self.config, data, model=self.model, should_stop=self._should_stop,
-                                on_batch=self._on_batch):
-                self.history.append(result)
-                if result.epoch == self.config.epochs:
-                    break
-                self.progress.epoch, self.progress.batch = result.epoch + 1, 0
-                self.progress.epoch_started = time.perf_counter()
-                if self.pause_after_epoch:
-                    self.pause_after_epoch = False
-                    self._resume.clear()
-                self._wait_if_paused()
-                if self._stop.is_set():
-                    break
-            self.status = FINISHED if self.epochs_done == self.config.epochs else STOPPED
+            epochs = train(self.config, data, model=self.model, should_stop=self._should_stop,
+                           on_batch=self._on_batch)
+            with closing(epochs):  # the engine's clean-up runs now, not when the generator is collected
+                for result in epochs:
+                    self._end_epoch()
+                    self.history.append(result)
+                    if result.epoch == self.config.epochs:
+                        break
+                    self.progress.epoch, self.progress.batch = result.epoch + 1, 0
+                    self.progress.epoch_started = time.perf_counter()
+                    if self.pause_after_epoch:
+                        self.pause_after_epoch = False
+                        self._resume.clear()
+                    self._wait_if_paused()
+                    if self._stop.is_set():
+                        break
+            status = FINISHED if self.epochs_done == self.config.epochs else STOPPED
         except TrainingDiverged as err:
             self.history = list(err.history)
             self.message = str(err)
-            self.status = DIVERGED
+            status = DIVERGED
         except Exception as err:  # the page shows it; the session and its other runs carry on
             self.message = f"{type(err).__name__}: {err}"
-            self.status = FAILED
         finally:
+            self._keep_last_epoch()
             self.wall_seconds = time.perf_counter() - t0
+            self.status = status
             slots.release()
+
+    def _keep_last_epoch(self) -> None:
+        """One run, one model: a run that ended inside an epoch goes back to the weights of its last whole epoch,
+        the ones its history's last line measured; Results, the zip and every view then agree."""
+        if self.progress.batch and self.epochs_done < self.config.epochs and self._epoch_weights is not None:
+            self.model.set_weights(self._epoch_weights)
+            self.partial_epoch_dropped = True
+        self.batch_losses = []
 
 
 # ---------------------------------------------------------------- zip export / import

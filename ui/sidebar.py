@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import streamlit as st
 
 from engine import PRESETS, TrainConfig, parse_hidden_sizes
 from engine.backends import TORCH_INSTALL_HINT, torch_available
+from engine.config import ACTIVATION_CHOICES as ACTIVATION_LABELS
 from engine.config import BACKENDS, DATASET_NAMES, DEVICES, INIT_LABELS, INITS
-from engine.data import DATASET_LABELS, INPUT_SCALING_LABELS, INPUT_SCALINGS
-from engine.layers import ACTIVATION_LABELS, ACTIVATIONS
-from engine.losses import LOSS_LABELS, LOSSES, OUTPUT_LABELS, OUTPUTS, make_loss
-from engine.optim import OPTIMIZER_LABELS, OPTIMIZERS
+from engine.config import DATASET_CHOICES as DATASET_LABELS
+from engine.config import INPUT_SCALING_CHOICES as INPUT_SCALING_LABELS
+from engine.config import LOSS_CHOICES as LOSS_LABELS
+from engine.config import OPTIMIZER_CHOICES as OPTIMIZER_LABELS
+from engine.config import OUTPUT_CHOICES as OUTPUT_LABELS
+from engine.data import INPUT_SCALINGS
+from engine.layers import ACTIVATIONS
+from engine.losses import LOSSES, OUTPUTS, make_loss
+from engine.optim import OPTIMIZERS
 from ui import state
+from ui.naming import config_diff, run_label
 from ui.resources import get_dataset
 
 CUSTOM = "custom"
@@ -20,7 +29,13 @@ USER_FIELDS = ("backend", "device", "seed")  # a preset leaves these as the lear
 CHOICES = {"dataset": DATASET_NAMES, "activation": tuple(ACTIVATIONS), "output": OUTPUTS, "loss": LOSSES,
            "optimizer": tuple(OPTIMIZERS), "init": INITS, "backend": BACKENDS, "device": DEVICES,
            "input_scaling": INPUT_SCALINGS}
-BACKEND_LABELS = {"numpy": "NumPy engine (from scratch)", "torch": "PyTorch"}
+
+
+def choice_label(field: str):
+    """format_func for a TrainConfig field's selectbox: the label its metadata gives each choice, else the value."""
+    meta = next((f.metadata for f in dataclasses.fields(TrainConfig) if f.name == field), {})
+    labels = meta.get("choices") or {}
+    return lambda value: labels.get(value, str(value))
 
 
 def widget_values(cfg: TrainConfig) -> dict:
@@ -36,9 +51,58 @@ def _apply_preset() -> None:
     name = st.session_state[state.PRESET]
     if name == CUSTOM:
         return
+    st.session_state[state.BASE_PRESET] = name
     for key, value in widget_values(PRESETS[name].config).items():
         if key not in USER_FIELDS:
             st.session_state[key] = value
+
+
+def config_from_state() -> TrainConfig | None:
+    """The TrainConfig the widgets' values describe, or None where one is invalid (the form says which)."""
+    ss = st.session_state
+    try:
+        return TrainConfig(
+            dataset=ss["dataset"], hidden_sizes=parse_hidden_sizes(ss["hidden_sizes"]), activation=ss["activation"],
+            output=ss["output"], loss=ss["loss"], optimizer=ss["optimizer"],
+            learning_rate=float(ss["learning_rate"] or 0), momentum=float(ss["momentum"]),
+            batch_size=int(ss["batch_size"]), epochs=int(ss["epochs"]), init=ss["init"], l2=float(ss["l2"]),
+            dropout=float(ss["dropout"]), val_split=float(ss["val_split"]),
+            train_limit=int(ss["train_limit"]) or None, seed=int(ss["seed"]), backend=ss["backend"],
+            device=ss["device"], input_scaling=ss["input_scaling"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _sync_preset_choice() -> None:
+    """The Preset box names a preset only while the setup is that preset; edited, it reads "Custom (edited ...)",
+    so choosing the preset again is a change and reloads it (a selectbox reports no re-pick of its value)."""
+    ss = st.session_state
+    name, base = ss[state.PRESET], ss.get(state.BASE_PRESET)
+    cfg = config_from_state()
+    if name != CUSTOM:
+        ss[state.BASE_PRESET] = base = name
+        if cfg is None or not preset_matches(cfg, name):
+            ss[state.PRESET] = CUSTOM
+    elif base in PRESETS and cfg is not None and preset_matches(cfg, base):
+        ss[state.PRESET] = base
+
+
+def preset_label(base: str | None):
+    """format_func for the Preset box: Custom reads "Custom (edited <base>)" once a preset was edited."""
+    return lambda name: name if name != CUSTOM else f"Custom (edited {base})" if base in PRESETS else "Custom"
+
+
+def running_panel() -> None:
+    """While runs train the form is locked: say what is training, so the form's values are not taken for it."""
+    busy = [r for r in state.runs() if r.in_progress]
+    with st.container(border=True):
+        st.markdown("**Training now**")
+        for r in busy:
+            c = r.config
+            st.markdown(f"{r.name}  \n{c.dataset} · layers {c.layers_text('in', 'out')} · {c.activation} · "
+                        f"{c.output} / {c.loss} · {c.optimizer} · learning rate {c.learning_rate:g} · batch "
+                        f"{c.batch_size} · {c.epochs} epochs · {c.backend}")
+        st.caption("The form below is your next setup; it unlocks when training ends.")
 
 
 def _init_defaults() -> None:
@@ -79,7 +143,7 @@ def _read_url() -> None:
 
 def _write_url(cfg: TrainConfig) -> None:
     query = {k: str(v) for k, v in widget_values(cfg).items()}
-    query[state.PRESET] = st.session_state[state.PRESET]
+    query[state.PRESET] = st.session_state.get(state.BASE_PRESET) or st.session_state[state.PRESET]
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
 
@@ -100,10 +164,12 @@ def config_sidebar() -> TrainConfig | None:
         if ss.get("url_warning"):
             st.warning(ss.pop("url_warning"))
         if locked:
+            running_panel()
             st.caption("Settings are locked while a run is in progress.")
+        _sync_preset_choice()
         st.selectbox("Preset", [CUSTOM, *PRESETS], key=state.PRESET, on_change=_apply_preset, disabled=locked,
-                     format_func=lambda n: "Custom" if n == CUSTOM else n,
-                     help="Each preset reproduces a classic MNIST tutorial.")
+                     format_func=preset_label(ss.get(state.BASE_PRESET)),
+                     help="Each preset reproduces a classic MNIST tutorial. Choosing one loads it, also after edits.")
         preset_caption = st.empty()
         st.selectbox("Dataset", DATASET_NAMES, key="dataset", format_func=DATASET_LABELS.get, disabled=locked)
         try:
@@ -141,11 +207,11 @@ def config_sidebar() -> TrainConfig | None:
         st.number_input("Epochs", key="epochs", min_value=1, max_value=1000, step=1, disabled=locked)
         st.selectbox("Initialisation", INITS, key="init", format_func=INIT_LABELS.get, disabled=locked)
         st.number_input("Seed", key="seed", min_value=0, step=1, disabled=locked)
-        st.selectbox("Backend", BACKENDS, key="backend", format_func=BACKEND_LABELS.get, disabled=locked)
+        st.selectbox("Backend", BACKENDS, key="backend", format_func=choice_label("backend"), disabled=locked)
         if ss["backend"] == "torch" and not torch_available():
             errors["backend"] = TORCH_INSTALL_HINT
             st.error(TORCH_INSTALL_HINT)
-        with st.expander("More options"):
+        with st.expander("More options", key=state.MORE_OPTIONS, on_change="rerun"):  # stays as the learner left it
             st.selectbox("Device (PyTorch)", DEVICES, key="device", disabled=locked or ss["backend"] != "torch",
                          help="auto picks a CUDA GPU when there is one, then Apple's MPS, then the CPU.")
             st.number_input("Momentum", key="momentum", min_value=0.0, max_value=0.999, format="%g",
@@ -173,15 +239,14 @@ def config_sidebar() -> TrainConfig | None:
             except ValueError as err:
                 errors["config"] = str(err)
                 st.error(str(err))
-        name = ss[state.PRESET]
-        matches = cfg is not None and name != CUSTOM and preset_matches(cfg, name)
-        if cfg is not None and name != CUSTOM:
-            preset = PRESETS[name]
-            preset_caption.caption(f"Preset **{name}**" + ("" if matches else " (modified)")
+        base = ss.get(state.BASE_PRESET)
+        if cfg is not None and base in PRESETS:
+            preset, diff = PRESETS[base], config_diff(cfg, base)
+            preset_caption.caption(f"Preset **{base}**" + (f" (modified: {', '.join(diff)})" if diff else "")
                                    + f": {preset.source}; the tutorial reported {preset.reported}.")
         if cfg is not None:
             _write_url(cfg)
             st.caption("The page's address now encodes this setup: share it to reproduce it.")
     ss[state.CONFIG] = cfg
-    ss[state.CONFIG_LABEL] = name if matches or name == CUSTOM else f"{name} (modified)"
+    ss[state.CONFIG_LABEL] = run_label(cfg, base) if cfg is not None else CUSTOM
     return cfg

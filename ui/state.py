@@ -18,8 +18,10 @@ CONFIG_LABEL = "config_label"  # the preset's name, "<preset> (modified)" once e
 
 # Runs
 RUNS = "runs"  # list[TrainingRun], oldest first
-ACTIVE_RUN = "active_run"  # id of the run the Train page follows
-WAS_BUSY = "was_busy"  # a run was in progress when a live view last looked (see became_idle)
+ACTIVE_RUN = "active_run"  # id of the run started last
+FOLLOWED_RUNS = "followed_runs"  # ids of the runs started together last (the notebook experiment starts two)
+FOLLOW_SECONDS = "follow_seconds"  # how long a live view follows runs in one script run (tests set 0)
+BASE_PRESET = "base_preset"  # the preset the sidebar's setup was loaded from (runs are named after it)
 UPLOADED_FILES = "uploaded_files"  # upload file id -> id of the run loaded from it
 
 # Page widgets
@@ -27,6 +29,9 @@ RESULTS_RUN = "results_run"
 SAMPLE_SEED = "sample_seed"
 CM_MODE = "cm_mode"
 CM_CHART = "cm_chart"
+MISTAKE_PICK = "mistake_pick"
+MORE_OPTIONS = "more_options"  # the sidebar's "More options" expander, open or not
+COMPARE_PENDING = "compare_pending"  # runs to add to the overlay once they have an epoch
 COMPARE_RUNS = "compare_runs"
 COMPARE_METRIC = "compare_metric"
 UPLOAD_RUN = "upload_run"
@@ -77,22 +82,15 @@ def run_by_id(run_id: str | None):
 
 
 def active_run():
-    """The run the Train page follows: the one started last in this session."""
+    """The run started last in this session."""
     return run_by_id(st.session_state.get(ACTIVE_RUN))
+
+
+def followed_runs() -> list:
+    """The runs the Train page follows: those started together last (one, or the notebook experiment's two)."""
+    ids = st.session_state.get(FOLLOWED_RUNS) or [st.session_state.get(ACTIVE_RUN)]
+    return [r for r in map(run_by_id, ids) if r is not None]
 
 
 def any_run_in_progress() -> bool:
     return any(r.in_progress for r in runs())
-
-
-def became_idle() -> bool:
-    """True once, when no run is in progress any more though one was at a live view's last look.
-
-    Views that poll while runs train (fragments) call it on every redraw and then rerun the whole app:
-    the sidebar unlocks, the page shows the finished runs and stops polling. One page shows at a time,
-    so one flag serves them all.
-    """
-    busy = any_run_in_progress()
-    was_busy = st.session_state.get(WAS_BUSY, False)
-    st.session_state[WAS_BUSY] = busy
-    return was_busy and not busy

@@ -67,9 +67,12 @@ class TrainConfig:
     """Everything that defines a training run; validated on construction."""
 
     dataset: str = option("mnist", "Dataset", "The images to learn from.", choices=DATASET_CHOICES)
-    hidden_sizes: tuple[int, ...] = option(
-        (64, 16), "Hidden layer sizes", "Widths of the hidden layers, comma-separated, e.g. 64,16. "
-        "Empty: no hidden layer (softmax regression).", flag="--hidden")
+    hidden_sizes: tuple[int | str, ...] = option(
+        (64, 16), "Hidden layer sizes", "The hidden layers, comma-separated: 64,16 is two dense layers of 64 and 16 "
+        "units; empty: none (softmax regression). A dense layer may add batch normalization and its own dropout "
+        "(144bn.3: 144 units, batch norm, dropout 0.3); convolutions come first: c32k5 (32 filters 5x5, 'same' "
+        "padding; c32k5v: 'valid'), p2 (2x2 max pooling), d.25 (dropout 0.25), e.g. c32k5,p2,c64k2,p2,d.25,1000.",
+        flag="--hidden")
     activation: str = option("sigmoid", "Hidden activation", "The non-linearity after each hidden layer.",
                              choices=ACTIVATION_CHOICES)
     output: str = option("sigmoid", "Output activation", "What turns the last layer's outputs into predictions.",
@@ -106,13 +109,13 @@ class TrainConfig:
                          "then the CPU.", choices=DEVICE_CHOICES, user=True)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        object.__setattr__(self, "hidden_sizes", tuple(normalize_token(h) for h in self.hidden_sizes))
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if self.train_limit == 0:  # 0 means "all", as in the sidebar
             object.__setattr__(self, "train_limit", None)
         for f in dataclasses.fields(self):
             check_value(f.name, getattr(self, f.name))
-        check_network_size(self.hidden_sizes)
+        check_network_size(self.hidden_sizes, IMAGE_SIDES.get(self.dataset))
         if self.loss == "cross_entropy" and self.output == "linear":
             raise ConfigError("loss", "Cross-entropy needs probabilities: pick a softmax or sigmoid output "
                                       "(a linear output can only be trained with mean squared error).")
@@ -132,6 +135,11 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def layer_specs(self) -> tuple[LayerSpec, ...]:
+        """The hidden layers, parsed (see `hidden_sizes`)."""
+        return tuple(map(layer_spec, self.hidden_sizes))
 
     @property
     def architecture(self) -> str:
@@ -199,48 +207,143 @@ def check_value(name: str, value: Any) -> None:
             raise ConfigError(name, f"{m['label']} must be a whole number (got {v:g}).")
 
 
-def n_parameters(hidden_sizes: tuple[int, ...], n_in: int = 784, n_out: int = 10) -> int:
-    sizes = (n_in, *hidden_sizes, n_out)
-    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+# The image side of each built-in dataset (all square, one channel): where convolutions can apply.
+IMAGE_SIDES = {"mnist": 28, "fashion-mnist": 28, "digits": 8}
+MAX_KERNEL = 15
+# What engine.model.build_model and every backend can make so far: "dense"; then "batch_norm" (144bn),
+# "dropout" (a layer's own dropout, 144.3, and d.25), "conv" and "pool".
+BUILT_KINDS = {"dense"}
 
 
-def check_network_size(hidden_sizes: tuple[int, ...]) -> None:
-    """A ConfigError saying what is wrong when the hidden layers are empty, too wide, too many or too big.
+@dataclass(frozen=True)
+class LayerSpec:
+    """One hidden layer as `hidden_sizes` writes it: dense (units), conv (filters, kernel), pool (size) or dropout."""
 
-    Counted for 28x28 inputs, the largest any dataset has, so a network's validity does not change with the dataset.
-    The cap keeps a run (weights, gradients, Adam's moments) well inside memory beside other learners' runs.
+    kind: str  # "dense", "conv", "pool" or "dropout"
+    size: int = 0  # units, filters or pooling size
+    kernel: int = 0  # conv: kernel side
+    padding: str = "same"  # conv: "same" or "valid"
+    batch_norm: bool = False  # dense or conv: batch normalization after the activation
+    dropout: float | None = None  # dense: its own dropout (None: the config's); dropout: its rate
+
+
+_TOKENS = {
+    "dense": re.compile(r"(?P<size>\d+)(?P<bn>bn)?(?P<drop>\.\d+)?"),
+    "conv": re.compile(r"c(?P<size>\d+)k(?P<kernel>\d+)(?P<valid>v)?(?P<bn>bn)?"),
+    "pool": re.compile(r"p(?P<size>\d+)"),
+    "dropout": re.compile(r"d(?P<drop>0?\.\d+)"),
+}
+
+
+def layer_spec(token: int | str) -> LayerSpec:
+    """'144bn.3' -> LayerSpec('dense', 144, batch_norm=True, dropout=0.3); a ConfigError for anything else."""
+    text = str(token).strip().lower()
+    for kind, pattern in _TOKENS.items():
+        m = pattern.fullmatch(text)
+        if m:
+            g = m.groupdict()
+            return LayerSpec(kind, int(g.get("size") or 0), int(g.get("kernel") or 0),
+                             "valid" if g.get("valid") else "same", bool(g.get("bn")),
+                             float(g["drop"]) if g.get("drop") else None)
+    raise ConfigError("hidden_sizes", f"Hidden sizes: {str(token)!r} is not a whole number or a layer like 144bn.3, "
+                                      "c32k5, p2 or d.25; write sizes like 64,16.")
+
+
+def normalize_token(token: int | str) -> int | str:
+    """A plain dense width as an int (64), any other layer as its lower-case text ('144bn.3')."""
+    text = str(token).strip().lower()
+    return int(text) if text.isdigit() else text
+
+
+def network_shapes(hidden_sizes: tuple, side: int | None, n_in: int = 784, n_out: int = 10) -> list[tuple[str, int]]:
+    """(layer kind, parameter count) per parameterised layer, checking that the layers fit the input.
+
+    `side`: the input image's side, for convolutions (None: the input is a vector of n_in features).
     """
     def error(message: str) -> ConfigError:
         return ConfigError("hidden_sizes", "Hidden sizes: " + message)
 
-    if any(h < 1 for h in hidden_sizes):
-        raise error(f"every hidden layer needs at least one unit (got {list(hidden_sizes)}).")
+    specs = [layer_spec(t) for t in hidden_sizes]
+    shapes, channels, features, seen_dense = [], 1, n_in, False
+    for spec in specs:
+        if spec.kind in ("conv", "pool"):
+            if seen_dense:
+                raise error(f"{spec.kind} layers come before the dense ones (the image is flattened at the first "
+                            "dense layer).")
+            if side is None:
+                raise error("convolution and pooling need images; this dataset's rows are not images.")
+        if spec.kind == "dropout" and spec.dropout >= 1:
+            raise error(f"dropout must be in [0, 1) (got {spec.dropout:g}).")
+        if spec.kind == "dense" and spec.dropout is not None and spec.dropout >= 1:
+            raise error(f"dropout must be in [0, 1) (got {spec.dropout:g}).")
+        if spec.kind in ("dense", "conv") and spec.size < 1:
+            raise error(f"every hidden layer needs at least one unit (got {spec.size}).")
+        if spec.kind in ("dense", "conv") and spec.size > MAX_UNITS:
+            raise error(f"layers are limited to {MAX_UNITS} units (or filters) each, to keep training interactive.")
+        if spec.kind == "conv":
+            if not 1 <= spec.kernel <= MAX_KERNEL:
+                raise error(f"kernels are 1x1 to {MAX_KERNEL}x{MAX_KERNEL} (got {spec.kernel}).")
+            if spec.kernel > side:
+                raise error(f"a {spec.kernel}x{spec.kernel} kernel is larger than the {side}x{side} image it meets.")
+            shapes.append(("conv", (channels * spec.kernel ** 2 + 1) * spec.size))
+            side = side if spec.padding == "same" else side - spec.kernel + 1
+            channels = spec.size
+            features = channels * side * side
+        elif spec.kind == "pool":
+            if spec.size < 1 or side // spec.size < 1:
+                raise error(f"pooling {spec.size}x{spec.size} would take the {side}x{side} image below 1x1.")
+            side //= spec.size
+            features = channels * side * side
+        elif spec.kind == "dense":
+            shapes.append(("dense", (features + 1) * spec.size))
+            features, seen_dense = spec.size, True
+        if spec.batch_norm:
+            shapes.append(("batch_norm", 2 * (spec.size if spec.kind == "dense" else channels)))
+    shapes.append(("dense", (features + 1) * n_out))
+    return shapes
+
+
+def n_parameters(hidden_sizes: tuple, n_in: int = 784, n_out: int = 10, side: int | None = 28) -> int:
+    """Learnable parameters of the network (counted for 28x28 images unless told otherwise)."""
+    return sum(n for _, n in network_shapes(hidden_sizes, side, n_in, n_out))
+
+
+def check_network_size(hidden_sizes: tuple, side: int | None = 28) -> None:
+    """A ConfigError saying what is wrong when the layers are malformed, too many, do not fit or are too big.
+
+    Counted for 28x28 inputs, the largest any dataset has, so a network's size limit does not change with the
+    dataset. The cap keeps a run (weights, gradients, Adam's moments) well inside memory beside other runs.
+    """
     if len(hidden_sizes) > MAX_HIDDEN_LAYERS:
-        raise error(f"at most {MAX_HIDDEN_LAYERS} hidden layers.")
-    if any(h > MAX_UNITS for h in hidden_sizes):
-        raise error(f"hidden layers are limited to {MAX_UNITS} units each, to keep training interactive.")
-    n = n_parameters(hidden_sizes)
+        raise ConfigError("hidden_sizes", f"Hidden sizes: at most {MAX_HIDDEN_LAYERS} hidden layers.")
+    for spec in map(layer_spec, hidden_sizes):
+        missing = [k for k, used in ((spec.kind, True), ("batch_norm", spec.batch_norm),
+                                     ("dropout", spec.dropout is not None)) if used and k not in BUILT_KINDS]
+        if missing:
+            raise ConfigError("hidden_sizes", f"Hidden sizes: {missing[0].replace('_', ' ')} layers are not "
+                                              "available yet; use dense layers like 64,16.")
+    network_shapes(hidden_sizes, side, side * side if side else 784)  # does each layer fit this dataset's input?
+    n = n_parameters(hidden_sizes, side=28 if side else None)
     if n > MAX_PARAMS:
-        raise error(f"this network would have {n:,} parameters; the limit is {MAX_PARAMS:,} "
-                    "(a run's weights, gradients and optimizer state must fit in memory beside other runs). "
-                    "Use fewer or narrower layers.")
+        raise ConfigError("hidden_sizes", f"Hidden sizes: this network would have {n:,} parameters; the limit is "
+                          f"{MAX_PARAMS:,} (a run's weights, gradients and optimizer state must fit in memory beside "
+                          "other runs). Use fewer or narrower layers.")
 
 
-def parse_hidden_sizes(text: str) -> tuple[int, ...]:
-    """'64,16' or '64 16' -> (64, 16); '' -> (); anything else is a ConfigError that says what is wrong."""
+def parse_hidden_sizes(text: str, side: int | None = 28) -> tuple[int | str, ...]:
+    """'64,16' or '64 16' -> (64, 16); '' -> (); 'c32k5,p2,1000' -> ('c32k5', 'p2', 1000); else a ConfigError."""
     text = text.strip().rstrip(",")
     if not text:
         return ()
-    sizes = []
+    tokens = []
     for part in re.split(r"\s*,\s*|\s+", text):
         if part == "":
             raise ConfigError("hidden_sizes", "Hidden sizes: an empty entry between commas; write sizes like 64,16.")
-        if not part.isdigit():
-            raise ConfigError("hidden_sizes", f"Hidden sizes: {part!r} is not a whole number; write sizes like 64,16.")
-        sizes.append(int(part))
-    sizes = tuple(sizes)
-    check_network_size(sizes)
-    return sizes
+        layer_spec(part)
+        tokens.append(normalize_token(part))
+    tokens = tuple(tokens)
+    check_network_size(tokens, side)
+    return tokens
 
 
 def parse_value(name: str, text: str) -> Any:

@@ -127,18 +127,23 @@ class MLP:
 
 def build_model(cfg: TrainConfig, n_features: int, n_classes: int, dtype=np.float32,
                 seed: int | None = None) -> MLP:
-    """The network a config describes, with seeded initial weights (drawn in float64, then cast)."""
+    """The network a config describes, with seeded initial weights (drawn in float64, then cast).
+
+    Each dense hidden layer is Linear -> activation [-> dropout]; the last Linear's output goes to the loss.
+    """
     streams = seed_streams(cfg.seed if seed is None else seed)
     init_rng, dropout_rng = np.random.default_rng(streams["init"]), np.random.default_rng(streams["dropout"])
-    sizes = [n_features, *cfg.hidden_sizes, n_classes]
     layers: list[Layer] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        W, b = init_weights(cfg.init, n_in, n_out, init_rng)
-        layers.append(Linear(W.astype(dtype), b.astype(dtype)))
-        if i < len(sizes) - 2:
-            layers.append(ACTIVATIONS[cfg.activation]())
-            if cfg.dropout > 0:
-                layers.append(Dropout(cfg.dropout, dropout_rng))
+    n_in = n_features
+    for spec in cfg.layer_specs:
+        W, b = init_weights(cfg.init, n_in, spec.size, init_rng)
+        layers += [Linear(W.astype(dtype), b.astype(dtype)), ACTIVATIONS[cfg.activation]()]
+        p = cfg.dropout if spec.dropout is None else spec.dropout
+        if p > 0:
+            layers.append(Dropout(p, dropout_rng))
+        n_in = spec.size
+    W, b = init_weights(cfg.init, n_in, n_classes, init_rng)
+    layers.append(Linear(W.astype(dtype), b.astype(dtype)))
     return MLP(layers, make_loss(cfg.loss, cfg.output), cfg)
 
 

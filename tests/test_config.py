@@ -82,3 +82,43 @@ def test_any_text_for_any_field_is_a_value_or_a_config_error(name, text):
         assert err.field == name and str(err)
     else:
         TrainConfig().replace(**{name: value}) if name != "hidden_sizes" or len(value) else None
+
+
+def test_the_layer_grammar_parses_and_counts_like_the_layers_it_describes():
+    from engine.config import layer_spec, n_parameters, parse_hidden_sizes
+
+    assert parse_hidden_sizes("64, 16") == (64, 16) and parse_hidden_sizes("") == ()
+    spec = layer_spec("144BN.3")
+    assert (spec.kind, spec.size, spec.batch_norm, spec.dropout) == ("dense", 144, True, 0.3)
+    conv = layer_spec("c32k5v")
+    assert (conv.kind, conv.size, conv.kernel, conv.padding) == ("conv", 32, 5, "valid")
+    assert layer_spec("p2").kind == "pool" and layer_spec("d.25").dropout == 0.25
+    # The Keras tutorial's CNN on 28x28: conv 5x5x1x32 + 32, conv 2x2x32x64 + 64, 7*7*64 -> 1000, 1000 -> 10
+    keras_cnn = ("c32k5", "p2", "c64k2", "p2", "d.25", 1000)
+    assert n_parameters(keras_cnn) == (25 + 1) * 32 + (4 * 32 + 1) * 64 + (7 * 7 * 64 + 1) * 1000 + 1001 * 10
+    assert n_parameters((64, 16)) == 785 * 64 + 65 * 16 + 17 * 10
+    assert n_parameters(("c8k3v", "p2", 10), n_in=64, side=8) == (9 + 1) * 8 + (8 * 3 * 3 + 1) * 10 + 11 * 10
+
+
+@pytest.mark.parametrize("tokens, words", [
+    (("64", "abc"), "'abc' is not a whole number"), (("c32k30",), "kernels are 1x1 to 15x15"),
+    (("1000", "c32k5"), "come before the dense ones"), (("c8k3",) + ("p2",) * 5, "below 1x1"),
+    (("0",), "at least one unit"), (("9000",), "8192 units"), (("c8k9",), "larger than the 8x8 image"),
+])
+def test_bad_layers_are_explained(tokens, words):
+    from engine.config import network_shapes
+
+    with pytest.raises(ConfigError, match=words) as info:
+        network_shapes(tokens, 8 if "c8k9" in tokens else 28)
+    assert info.value.field == "hidden_sizes"
+
+
+def test_layers_the_engine_cannot_build_yet_are_refused_with_a_reason():
+    from engine.config import BUILT_KINDS, parse_hidden_sizes
+
+    for text, kind in (("c32k5,100", "conv"), ("144bn", "batch_norm"), ("64.3", "dropout")):
+        if kind not in BUILT_KINDS:
+            with pytest.raises(ConfigError, match="not available yet"):
+                parse_hidden_sizes(text)
+    with pytest.raises(ConfigError, match="at most 10"):
+        parse_hidden_sizes("64," * 11)

@@ -11,18 +11,34 @@ import numpy as np
 
 from engine.config import TrainConfig
 from engine.data import Dataset, scale_pixels
-from engine.layers import ACTIVATIONS
-from engine.model import MLP, seed_streams
+from engine.layers import ACTIVATIONS, Linear
+from engine.losses import apply_output
+from engine.model import EVAL_CHUNK, MLP, seed_streams
 
 ACTIVATION_TYPES = tuple(ACTIVATIONS.values())
 ShouldStop = Callable[[], bool]
 OnBatch = Callable[[int, int, float], None]  # (batches done this epoch, batches per epoch, that batch's loss)
 PROBE_ROWS = 512  # test rows whose activations layer_stats describes
+SATURATION_MARGIN = 0.02  # an activation this close to a bound of its range counts as saturated
+SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # the bounds of the saturating activations' ranges
 
 
 @dataclass(frozen=True)
 class EpochResult:
-    """What one epoch produced; losses and accuracies are full passes with dropout off."""
+    """What one epoch produced; losses and accuracies are full passes with dropout off.
+
+    `layer_stats`: one dict per Linear layer (input to output), from the weights after the epoch:
+      weight_mean, weight_std   of W
+      grad_norm                 ||dL/dW|| of the epoch's last batch (what `layer.grads["W"]` holds then)
+      update_ratio              ||W_after - W_before|| / ||W_before|| over the whole epoch (absent where the
+                                weights before the epoch were not given)
+      pre_mean, pre_std         of the layer's output z = x @ W + b on the probe batch (splits.x_test[:PROBE_ROWS])
+      act_mean, act_std         of its activation on the probe (the output layer: the output activation)
+      saturated_frac            sigmoid/tanh (and a sigmoid output) only: share of the probe's activations within
+                                SATURATION_MARGIN of the bounds (0 and 1, or -1 and 1)
+      dead_frac                 ReLU and leaky ReLU only: share of units with z <= 0 for every probe example
+    `test_confusion`: the (n_classes, n_classes) test-set counts, row = true class, column = prediction.
+    """
 
     epoch: int
     train_loss: float
@@ -35,11 +51,26 @@ class EpochResult:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     layer_stats: tuple[dict[str, float], ...] = field(default=())  # one dict per Linear layer
+    test_confusion: tuple[tuple[int, ...], ...] = field(default=())  # [true][predicted] counts on the test set
+
+    @property
+    def class_accuracy(self) -> tuple[float, ...]:
+        """Test accuracy of each true class, from test_confusion (empty where there is none)."""
+        return tuple(row[i] / max(sum(row), 1) for i, row in enumerate(self.test_confusion))
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["layer_stats"] = [dict(s) for s in self.layer_stats]
+        d["test_confusion"] = [list(row) for row in self.test_confusion]
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EpochResult:
+        """The inverse of to_dict (as JSON gives it back: lists for tuples)."""
+        d = dict(d)
+        d["layer_stats"] = tuple(dict(s) for s in d.get("layer_stats", ()))
+        d["test_confusion"] = tuple(tuple(int(v) for v in row) for row in d.get("test_confusion", ()))
+        return cls(**d)
 
 
 class TrainingDiverged(RuntimeError):
@@ -93,41 +124,85 @@ def batch_order(rng: np.random.Generator, n: int, batch_size: int) -> list[np.nd
     return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def layer_stats(model: MLP, probe: np.ndarray) -> tuple[dict[str, float], ...]:
-    """Per Linear layer: weight spread, the last batch's gradient norm, and what its activation does on a probe."""
-    stats = []
-    x = probe
+def linear_weights(model: MLP) -> list[np.ndarray]:
+    """Copies of each Linear layer's W: what `layer_stats` measures an epoch's update against."""
+    return [lin.params["W"].copy() for lin in model.linears]
+
+
+def _activation_stats(kind: str, a: np.ndarray, z: np.ndarray) -> dict[str, float]:
+    """act_mean/std of activations a (rows, units) and, by kind, saturated_frac or dead_frac."""
+    stats = dict(act_mean=float(a.mean()), act_std=float(a.std()))
+    if kind in SATURATING:
+        low, high = SATURATING[kind]
+        stats["saturated_frac"] = float(np.mean((a <= low + SATURATION_MARGIN) | (a >= high - SATURATION_MARGIN)))
+    elif kind in ("relu", "leaky_relu"):
+        stats["dead_frac"] = float(np.mean(np.all(z <= 0, axis=0)))
+    return stats
+
+
+def layer_stats(model: MLP, probe: np.ndarray, before: list[np.ndarray] | None = None) -> tuple[dict[str, float], ...]:
+    """Per Linear layer: its weights, the last batch's gradient, the epoch's update and what it does on a probe.
+
+    probe: (rows, n_in) inputs; before: each Linear layer's W before the epoch (linear_weights), for update_ratio.
+    The keys are documented on EpochResult.
+    """
+    kind = model.config.activation if model.config else "sigmoid"
+    stats: list[dict[str, float]] = []
+    x = z = probe
     for layer in model.layers:
         x = layer.forward(x, train=False)
-        if isinstance(layer, ACTIVATION_TYPES):  # describe the Linear layer it follows
-            stats[-1].update(act_mean=float(x.mean()), act_std=float(x.std()),
-                             dead_frac=float(np.mean(np.all(x <= 0, axis=0))),
-                             saturated_frac=float(np.mean(np.abs(x) > 0.99)) if model.config and
-                             model.config.activation in ("sigmoid", "tanh") else 0.0)
-        if "W" in layer.params:
-            W = layer.params["W"]
-            stats.append(dict(weight_mean=float(W.mean()), weight_std=float(W.std()),
-                              grad_norm=float(np.linalg.norm(layer.grads["W"]))))
+        if isinstance(layer, Linear):
+            z, W = x, layer.params["W"]
+            s = dict(weight_mean=float(W.mean()), weight_std=float(W.std()),
+                     grad_norm=float(np.linalg.norm(layer.grads["W"])), pre_mean=float(z.mean()),
+                     pre_std=float(z.std()))
+            if before is not None:
+                W0 = before[len(stats)]
+                s["update_ratio"] = float(np.linalg.norm(W - W0) / max(np.linalg.norm(W0), 1e-30))
+            stats.append(s)
+        elif isinstance(layer, ACTIVATION_TYPES):  # describe the Linear layer it follows
+            stats[-1].update(_activation_stats(kind, x, z))
+    output = model.loss.output_name
+    stats[-1].update(_activation_stats(output if output == "sigmoid" else "", apply_output(z, output), z))
     return tuple(stats)
 
 
+def evaluate_with_confusion(model: MLP, x: np.ndarray, t: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Mean loss, accuracy and the (n_classes, n_classes) confusion counts of a split, in one pass (as MLP.evaluate)."""
+    k = model.linears[-1].params["W"].shape[1]
+    total, counts = 0.0, np.zeros(k * k, dtype=np.int64)
+    for i in range(0, len(x), EVAL_CHUNK):
+        xb, tb = x[i:i + EVAL_CHUNK].astype(model.dtype, copy=False), t[i:i + EVAL_CHUNK]
+        z = model.forward(xb, train=False)
+        counts += np.bincount(tb * k + z.argmax(axis=1), minlength=k * k)
+        total += model.loss.forward(z, tb) * len(tb)
+    counts = counts.reshape(k, k)
+    return total / len(x), float(np.trace(counts)) / len(x), counts
+
+
+def confusion_tuple(counts: np.ndarray) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(v) for v in row) for row in counts)
+
+
 def evaluate_epoch(model: MLP, splits: Splits, epoch: int, train_seconds: float, t_start: float,
-                   train_rows: tuple[MLP, np.ndarray] | None = None) -> EpochResult:
-    """Full-pass train, validation and test metrics after an epoch, and the layers' statistics.
+                   train_rows: tuple[MLP, np.ndarray] | None = None,
+                   before: list[np.ndarray] | None = None) -> EpochResult:
+    """Full-pass train, validation and test metrics after an epoch, the test confusion matrix and layer statistics.
 
     `train_rows`: the network and rows that evaluate the training set, where a training computes
     with fewer input columns (engine.fast.trim); the learner's model evaluates the rest.
+    `before`: the Linear layers' W before the epoch (linear_weights), for the update ratio.
     """
     net, x_train = train_rows or (model, splits.x_train)
     train_loss, train_acc = net.evaluate(x_train, splits.y_train)
-    test_loss, test_acc = model.evaluate(splits.x_test, splits.y_test)
+    test_loss, test_acc, confusion = evaluate_with_confusion(model, splits.x_test, splits.y_test)
     val_loss = val_acc = None
     if splits.x_val is not None:
         val_loss, val_acc = model.evaluate(splits.x_val, splits.y_val)
-    stats = layer_stats(model, splits.x_test[:PROBE_ROWS])
+    stats = layer_stats(model, splits.x_test[:PROBE_ROWS], before)
     eval_seconds = time.perf_counter() - t_start
     return EpochResult(epoch, train_loss, train_acc, test_loss, test_acc, val_loss, val_acc,
-                       train_seconds + eval_seconds, train_seconds, eval_seconds, stats)
+                       train_seconds + eval_seconds, train_seconds, eval_seconds, stats, confusion_tuple(confusion))
 
 
 def diverged(cfg: TrainConfig, history: list[EpochResult], epoch: int, batch: int) -> TrainingDiverged:

@@ -26,6 +26,7 @@ from engine.train import (
     batch_order,
     diverged,
     evaluate_epoch,
+    linear_weights,
     make_splits,
 )
 
@@ -58,6 +59,7 @@ def fit(cfg: TrainConfig, model: MLP, splits: Splits, step, should_stop: ShouldS
     rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])
     X, Y = step.x_train, splits.y_train
     history: list[EpochResult] = []
+    before = linear_weights(model)  # the weights each epoch starts from: its update ratio's reference
     try:
         for epoch in range(1, cfg.epochs + 1):
             started = time.perf_counter()
@@ -74,7 +76,8 @@ def fit(cfg: TrainConfig, model: MLP, splits: Splits, step, should_stop: ShouldS
                 step.end_epoch()
                 trained = time.perf_counter()
                 result = evaluate_epoch(model, splits, epoch, trained - started, trained,
-                                        train_rows=(getattr(step, "net", model), X))
+                                        train_rows=(getattr(step, "net", model), X), before=before)
+                before = linear_weights(model)
             if not (math.isfinite(result.train_loss) and math.isfinite(result.test_loss)):
                 raise diverged(cfg, history, epoch, len(batches))
             history.append(result)

@@ -24,8 +24,10 @@ from engine.train import (
     OnBatch,
     ShouldStop,
     batch_order,
+    confusion_tuple,
     diverged,
     layer_stats,
+    linear_weights,
     make_splits,
 )
 
@@ -388,6 +390,7 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
         cuda_graphs = device.type == "cuda"
     step = TrainStep(net, cfg, X1, Y, use_graph=cuda_graphs, torch_optim=torch_optim)
     probe = splits.x_test[:PROBE_ROWS]
+    before = linear_weights(model)  # the weights each epoch starts from: its update ratio's reference
     history: list[EpochResult] = []
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -406,28 +409,32 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
             torch.cuda.synchronize(device)  # the GPU works behind the host: train_seconds ends when it is done
         t1 = time.perf_counter()
         metrics = {name: _evaluate(net, x, y) for name, (x, y) in evals.items()}  # the host waits here
-        if not all(math.isfinite(loss) for loss, _ in metrics.values()):
+        if not all(math.isfinite(loss) for loss, _, _ in metrics.values()):
             raise diverged(cfg, history, epoch, len(batches))  # the model keeps the last finite epoch's weights
         net.copy_to(model)
-        stats = layer_stats(model, probe)
+        stats = layer_stats(model, probe, before)
+        before = linear_weights(model)
         t2 = time.perf_counter()
-        val = metrics.get("val", (None, None))
-        result = EpochResult(epoch, *metrics["train"], *metrics["test"], val[0], val[1],
-                             t2 - t0, t1 - t0, t2 - t1, stats)
+        val = metrics.get("val", (None, None, None))
+        result = EpochResult(epoch, *metrics["train"][:2], *metrics["test"][:2], val[0], val[1],
+                             t2 - t0, t1 - t0, t2 - t1, stats, confusion_tuple(metrics["test"][2]))
         history.append(result)
         yield result
 
 
 @torch.no_grad()
-def _evaluate(net: TorchMLP, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def _evaluate(net: TorchMLP, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, np.ndarray]:
+    """Mean loss, accuracy and the (n_classes, n_classes) confusion counts, row = true class."""
+    k = net.weights[-1].shape[1]
     total = torch.zeros((), dtype=torch.float64, device=x.device)
-    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    counts = torch.zeros(k * k, dtype=torch.int64, device=x.device)
     for i in range(0, len(x), EVAL_CHUNK):
         z = net.forward(x[i:i + EVAL_CHUNK], train=False)
         t = y[i:i + EVAL_CHUNK]
         total += net.loss(z, t, reduction="sum").double()
-        correct += (z.argmax(1) == t).sum()
-    return total.item() / len(x), correct.item() / len(x)
+        counts += torch.bincount(t * k + z.argmax(1), minlength=k * k)
+    counts = counts.reshape(k, k).cpu().numpy()
+    return total.item() / len(x), float(np.trace(counts)) / len(x), counts
 
 
 def prewarm(device: str = "auto") -> None:

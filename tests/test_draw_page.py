@@ -94,7 +94,7 @@ def test_gradient_check_page_passes_then_catches_a_planted_bug_and_shows_the_dam
     at.selectbox(key="gc_bug").set_value("bias_gradient").run()
     assert at.error and "biases" in at.error[0].value and "weights" not in at.error[0].value
     table = at.dataframe[0].value
-    assert list(table["verdict"]) == ["✅ agrees", "❌ wrong"] * 3
+    assert list(table["verdict"]) == ["✓ agrees", "✗ WRONG"] * 3
     at.number_input(key="gc_steps").set_value(100).run()
     at.button(key="gc_train").click().run()
     assert not at.exception

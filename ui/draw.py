@@ -7,7 +7,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image
+from PIL import Image, ImageOps
 
 from engine import MLP
 from engine.export import TARGETS, export_script, script_name, unsupported
@@ -69,6 +69,11 @@ def ink_picture(ink: np.ndarray, side: int = STEP_SIDE) -> Image.Image:
     return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
 
 
+def framed(img: Image.Image) -> Image.Image:
+    """The picture in a thin grey frame, so that its edges (where the crop cut) show on the white page."""
+    return ImageOps.expand(img.convert("L"), border=1, fill=170)
+
+
 def show_steps(picture: np.ndarray, dataset: str):
     """Preprocess for `dataset` and show each step; returns the Preprocessed, or None with the reason shown."""
     try:
@@ -78,13 +83,12 @@ def show_steps(picture: np.ndarray, dataset: str):
         return None
     h, w = p.image_shape
     cols = st.columns(4)
-    cols[0].image(Image.fromarray(np.rint(p.gray).astype(np.uint8)).resize((STEP_SIDE, STEP_SIDE)),
-                  caption="1. your picture, in grey")
-    cols[1].image(ink_picture(p.ink), caption="2. ink (inverted if the paper was light)")
+    cols[0].image(framed(ink_picture(1 - p.gray / 255)), caption="1. your picture, in grey")
+    cols[1].image(framed(ink_picture(p.ink)), caption="2. ink (inverted if the paper was light)")
     box = "20 px box, aspect kept" if dataset != "digits" else "32 px bitmap"
-    cols[2].image(ink_picture(p.cropped), caption=f"3. cropped to the ink, then into a {box}")
+    cols[2].image(framed(ink_picture(p.cropped)), caption=f"3. cropped to the ink, then into a {box}")
     centring = "centre of mass at the middle" if dataset != "digits" else "4x4 blocks counted, 0..16"
-    cols[3].image(enlarged(p.pixels, (h, w)), caption=f"4. the network's input: {h}x{w}, {centring}")
+    cols[3].image(framed(enlarged(p.pixels, (h, w))), caption=f"4. the network's input: {h}x{w}, {centring}")
     return p
 
 

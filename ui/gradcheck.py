@@ -22,6 +22,7 @@ from engine.gradcheck import (
 FORMULA = (r"\text{relative error} = \frac{\lVert a - n \rVert_2}{\lVert a \rVert_2 + \lVert n \rVert_2}, \qquad "
            r"n_i = \frac{L(p_i + \varepsilon) - L(p_i - \varepsilon)}{2\varepsilon}, \quad \varepsilon = 10^{-6}")
 SMOOTH_STEPS = 10  # the damage chart shows a moving average of the batch losses over this many steps
+RIGHT = "correct backward pass"
 
 
 def checks_frame(checks: list[TensorCheck]) -> pd.DataFrame:
@@ -32,7 +33,7 @@ def checks_frame(checks: list[TensorCheck]) -> pd.DataFrame:
         "‖a‖ (backprop)": [c.analytic_norm for c in checks],
         "‖n‖ (numerical)": [c.numeric_norm for c in checks],
         "relative error": [c.relative_error for c in checks],
-        "verdict": ["✅ agrees" if c.passed else "❌ wrong" for c in checks],
+        "verdict": ["✓ agrees" if c.passed else "✗ WRONG" for c in checks],
     })
 
 
@@ -77,7 +78,7 @@ def damage(cfg: TrainConfig, bug: str, steps: int, _data: Dataset) -> tuple[Step
 def damage_frame(healthy: StepsRun, broken: StepsRun, bug: str) -> pd.DataFrame:
     """Long format: step, smoothed batch loss, which backward pass."""
     frames = []
-    for name, run in (("correct backward pass", healthy), (BUGS[bug], broken)):
+    for name, run in ((RIGHT, healthy), (BUGS[bug], broken)):
         losses = pd.Series(run.losses).rolling(SMOOTH_STEPS, min_periods=1).mean()
         frames.append(pd.DataFrame({"step": np.arange(1, len(losses) + 1), "loss": losses, "backward pass": name}))
     df = pd.concat(frames, ignore_index=True)
@@ -90,7 +91,8 @@ def damage_chart(df: pd.DataFrame) -> alt.Chart:
         x=alt.X("step:Q", title="optimizer step"),
         y=alt.Y("loss:Q", title=f"batch loss (mean of {SMOOTH_STEPS} steps)", scale=alt.Scale(type="log")),
         color=alt.Color("backward pass:N", legend=alt.Legend(orient="bottom", title=None, labelLimit=600),
-                        scale=alt.Scale(range=["#2ca02c", "#d62728"])),
+                        scale=alt.Scale(domain=[RIGHT, *sorted(set(df["backward pass"]) - {RIGHT})],
+                                        range=["#2ca02c", "#d62728"])),
         tooltip=["step:Q", "backward pass:N", alt.Tooltip("loss:Q", format=".4f")],
     ).properties(height=320)
 

@@ -166,11 +166,13 @@ def preprocess(picture: np.ndarray, dataset: str = "mnist") -> Preprocessed:
     return Preprocessed(gray, ink, cropped, to_uint8(field).reshape(-1), (MNIST_SIZE, MNIST_SIZE))
 
 
-def resize_only(picture: np.ndarray, dataset: str = "mnist", invert: bool = False) -> np.ndarray:
-    """The picture without the recipe: grayscale squashed to the dataset's size (inverted if asked) -> uint8 row."""
+def squash(picture: np.ndarray, dataset: str = "mnist", ink: bool = False) -> np.ndarray:
+    """The picture without MNIST's recipe, squashed whole to the dataset's size -> uint8 row.
+
+    `ink`: turned into ink first (inverted where the paper is light, as `to_ink`); else the grey levels as they are.
+    """
     side = 8 if dataset == "digits" else MNIST_SIZE
     gray = to_grayscale(picture)
-    small = np.asarray(Image.fromarray(gray.astype(np.float32)).resize((side, side),
-                                                                                 Image.Resampling.LANCZOS))
-    small = np.clip(small, 0, 255)
-    return to_uint8(255 - small if invert else small, 255).reshape(-1)
+    levels = to_ink(gray) if ink else gray / 255
+    small = Image.fromarray(levels.astype(np.float32)).resize((side, side), Image.Resampling.LANCZOS)
+    return to_uint8(np.asarray(small)).reshape(-1)

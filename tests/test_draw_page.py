@@ -73,9 +73,16 @@ def test_my_digits_are_scored_on_draw_and_beside_the_test_accuracy_on_results(mn
     assert "Take the code away" in [s.value for s in at.subheader]
 
 
-def test_results_offers_both_scripts_or_names_what_it_cannot_write(digits):
+def test_a_digits_run_reads_the_8x8_drawings_and_results_names_what_it_cannot_export(mnist, digits):
     cfg = TrainConfig(dataset="digits", hidden_sizes=(16,), epochs=1, learning_rate=0.5)
-    at = app_with([finished_run(digits, cfg)])
+    run = finished_run(digits, cfg)
+    kept_digits = kept(mnist, 4)
+    expected = np.mean(run.model.predict_proba(np.array([d["digits"] for d in kept_digits])).argmax(axis=1)
+                       == [d["label"] for d in kept_digits])
+    at = app_with([run], kept_digits)
+    at.switch_page("pages/draw.py").run()
+    assert not at.exception
+    assert any(f"of 4** right ({expected:.0%})" in m.value for m in at.markdown)
     at.switch_page("pages/results.py").run()
     assert not at.exception
     assert any("cannot be exported" in i.value and "digits" in i.value for i in at.info)

@@ -19,6 +19,7 @@ from engine.preprocess import (
     fit_in_box,
     place_by_mass,
     preprocess,
+    squash,
     to_grayscale,
     to_ink,
 )
@@ -167,3 +168,12 @@ def test_a_decompression_bomb_is_refused_before_decoding(side, message):
 def test_an_empty_canvas_is_a_clear_error():
     with pytest.raises(ImageError, match="no digit"):
         preprocess(np.full((280, 280, 4), 255, dtype=np.uint8))
+
+
+def test_squash_keeps_the_whole_picture_and_only_inverts_when_asked():
+    paper = paper_with_bar(top=10, left=10, h=120, w=50, size=(140, 120))  # a bar on the left, on white paper
+    raw = squash(paper).reshape(28, 28)
+    assert raw[6:22, 4:10].max() < 10 and raw[:, 18:].min() > 245  # dark ink, white paper, squashed to 28x28
+    ink = squash(paper, ink=True).reshape(28, 28)
+    assert ink[6:22, 4:10].min() > 245 and ink[:, 18:].max() < 10
+    assert squash(paper, "digits").shape == (64,)

@@ -114,7 +114,7 @@ def overlay(shown: list[TrainingRun], metric: str) -> None:
                 st.caption(MSE_NOTE)
     with legend:  # beside the plot; scrolls when the runs need more room than the plot's height
         with st.container(height=min(22 * len(shown) + 40, 360), border=False):
-            st.altair_chart(compare_legend(shown), width="content")
+            st.altair_chart(compare_legend(shown), width="stretch")
 
 
 state.run_app_first()

@@ -160,7 +160,7 @@ def test_compare_plot_keeps_its_height_and_tells_identical_runs_apart():
     assert len(set(run_labels(two).values())) == 2  # same name, two labels
     assert compare_legend(nine).to_dict()["height"] > compare_legend(two).to_dict()["height"]
     colors = dict(zip(*(big["encoding"]["color"]["scale"][k] for k in ("domain", "range"))))
-    legend = compare_legend(nine).to_dict()["encoding"]["color"]["scale"]
+    legend = compare_legend(nine).to_dict()["layer"][0]["encoding"]["color"]["scale"]
     assert dict(zip(legend["domain"], legend["range"])) == colors  # the legend's colours are the plot's
 
 

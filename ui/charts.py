@@ -193,9 +193,11 @@ def compare_chart(runs: list, metric: str, title: str | None = None, all_runs: l
     `all_runs` fixes the colours when the runs are split over several charts (one per loss).
     """
     df = compare_frame(runs, metric)
+    y_scale = (alt.Scale(domain=accuracy_domain(df.value.tolist(), 0.1), clamp=True) if metric == "accuracy"
+               else alt.Scale(zero=False))  # the accuracy axis never zooms into noise, as on the run's own charts
     return alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("epoch:Q", scale=alt.Scale(zero=False, nice=False), axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("value:Q", title=title or metric, scale=alt.Scale(zero=False)),
+        y=alt.Y("value:Q", title=title or metric, scale=y_scale),
         color=alt.Color("run:N", scale=run_color_scale(all_runs or runs), legend=None),
         strokeDash=alt.StrokeDash("split:N", scale=split_scale(df.split, SPLIT_DASHES), title="split",
                                   legend=alt.Legend(orient="bottom", direction="horizontal")),
@@ -205,15 +207,15 @@ def compare_chart(runs: list, metric: str, title: str | None = None, all_runs: l
     ).properties(height=COMPARE_HEIGHT)
 
 
-def compare_legend(runs: list) -> alt.Chart:
-    """The runs' colours as a list of its own: 22 px a run, as tall as it needs."""
+def compare_legend(runs: list) -> alt.LayerChart:
+    """The runs' colours as a list of its own, a swatch and a name a line: 22 px a run, as tall as it needs."""
     labels = list(run_labels(runs).values())
-    df = pd.DataFrame({"run": labels, "order": range(len(labels))})
-    return alt.Chart(df).mark_square(size=140).encode(
-        y=alt.Y("run:N", sort=labels, title=None, axis=alt.Axis(orient="right", labelLimit=600, domain=False,
-                                                                ticks=False, labelFontSize=12)),
-        color=alt.Color("run:N", scale=run_color_scale(runs), legend=None),
-    ).properties(height=22 * len(labels), width=20)
+    df = pd.DataFrame({"run": labels})
+    y = alt.Y("run:N", sort=labels, axis=None)
+    swatch = alt.Chart(df).mark_square(size=140).encode(
+        y=y, x=alt.value(8), color=alt.Color("run:N", scale=run_color_scale(runs), legend=None))
+    name = alt.Chart(df).mark_text(align="left", fontSize=12, limit=600).encode(y=y, x=alt.value(20), text="run:N")
+    return alt.layer(swatch, name).properties(height=22 * len(labels)).configure_view(stroke=None)
 
 
 def probability_chart(probs: np.ndarray, class_names: tuple[str, ...], pred: int, true: int) -> alt.Chart:

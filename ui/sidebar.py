@@ -20,12 +20,11 @@ from engine.layers import ACTIVATIONS
 from engine.losses import LOSSES, OUTPUTS, make_loss
 from engine.optim import OPTIMIZERS
 from ui import state
-from ui.naming import config_diff, run_label
+from ui.naming import USER_FIELDS, config_diff, run_label
 from ui.resources import get_dataset
 
 CUSTOM = "custom"
 DEFAULT_PRESET = "notebook-mse"
-USER_FIELDS = ("backend", "device", "seed")  # a preset leaves these as the learner set them
 CHOICES = {"dataset": DATASET_NAMES, "activation": tuple(ACTIVATIONS), "output": OUTPUTS, "loss": LOSSES,
            "optimizer": tuple(OPTIMIZERS), "init": INITS, "backend": BACKENDS, "device": DEVICES,
            "input_scaling": INPUT_SCALINGS}
@@ -55,6 +54,10 @@ def _apply_preset() -> None:
     for key, value in widget_values(PRESETS[name].config).items():
         if key not in USER_FIELDS:
             st.session_state[key] = value
+
+
+def _remember_more_options() -> None:
+    st.session_state[state.MORE_OPTIONS_OPEN] = st.session_state[state.MORE_OPTIONS]
 
 
 def config_from_state() -> TrainConfig | None:
@@ -211,7 +214,8 @@ def config_sidebar() -> TrainConfig | None:
         if ss["backend"] == "torch" and not torch_available():
             errors["backend"] = TORCH_INSTALL_HINT
             st.error(TORCH_INSTALL_HINT)
-        with st.expander("More options", key=state.MORE_OPTIONS, on_change="rerun"):  # stays as the learner left it
+        with st.expander("More options", expanded=ss.get(state.MORE_OPTIONS_OPEN, False), key=state.MORE_OPTIONS,
+                         on_change=_remember_more_options):  # stays as the learner left it, across runs and pages
             st.selectbox("Device (PyTorch)", DEVICES, key="device", disabled=locked or ss["backend"] != "torch",
                          help="auto picks a CUDA GPU when there is one, then Apple's MPS, then the CPU.")
             st.number_input("Momentum", key="momentum", min_value=0.0, max_value=0.999, format="%g",

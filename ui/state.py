@@ -31,6 +31,7 @@ CM_MODE = "cm_mode"
 CM_CHART = "cm_chart"
 MISTAKE_PICK = "mistake_pick"
 MORE_OPTIONS = "more_options"  # the sidebar's "More options" expander, open or not
+MORE_OPTIONS_OPEN = "more_options_open"  # its state kept past a page change (Streamlit drops the expander's then)
 COMPARE_PENDING = "compare_pending"  # runs to add to the overlay once they have an epoch
 COMPARE_RUNS = "compare_runs"
 COMPARE_METRIC = "compare_metric"
@@ -94,3 +95,4 @@ def followed_runs() -> list:
 
 def any_run_in_progress() -> bool:
     return any(r.in_progress for r in runs())
+

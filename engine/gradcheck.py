@@ -9,6 +9,7 @@ the analytic gradient a and the numerical one n.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -168,8 +169,17 @@ def _seconds_per_call(fn: Callable[[], object], budget: float) -> float:
     return best
 
 
+def _one_core():
+    """A context with NumPy's BLAS on one thread (threadpoolctl), or nothing where threadpoolctl is missing."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
 def measure_cost(cfg: TrainConfig, data: Dataset, n_train: int | None = None, budget: float = 0.3) -> GradientCost:
-    """Time one backprop gradient and one forward pass of the config's float32 network on a training batch.
+    """Time one backprop gradient and one forward pass of the config's float32 network on a training batch, on one core.
 
     `n_train`: training examples per epoch (default: the config's, after its subset and split).
     """
@@ -182,7 +192,7 @@ def measure_cost(cfg: TrainConfig, data: Dataset, n_train: int | None = None, bu
         model.loss.forward(model.forward(x, train=True), t)
         model.backward(model.loss.backward())
 
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), _one_core():  # on a busy machine, BLAS's threads wait for each other
         backprop_s = _seconds_per_call(backprop, budget)
         forward_s = _seconds_per_call(lambda: loss_value(model, x, t), budget)
     if n_train is None:

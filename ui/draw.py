@@ -18,7 +18,6 @@ from ui.runs import TrainingRun
 
 CANVAS_SIDE = 280  # pixels: ten screen pixels per MNIST pixel
 STEP_SIDE = 140  # each preprocessing step is shown this wide
-DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 
 def run_model(run: TrainingRun) -> MLP:

@@ -9,6 +9,7 @@ backend's tolerance. `python -m engine export --preset P [train flags] --to nump
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 
@@ -23,12 +24,25 @@ class ExportError(ValueError):
     """The configuration uses options the exported script cannot write; the message names them."""
 
 
+IDX_DATASETS = ("mnist", "fashion-mnist")  # what the scripts can read: the IDX files
+# The TrainConfig fields the scripts write; any other field away from its default is named as not written.
+WRITTEN = ("dataset", "hidden_sizes", "activation", "output", "loss", "optimizer", "learning_rate", "momentum", "betas",
+           "batch_size", "epochs", "init", "input_scaling", "l2", "dropout", "val_split", "train_limit", "seed",
+           "backend", "device")
+
+
 def unsupported(cfg: TrainConfig) -> list[str]:
-    """Sentences naming each option of cfg that no exported script can reproduce (empty: it exports)."""
+    """Sentences naming each option of cfg that the exported scripts cannot write (empty: it exports)."""
     problems = []
-    if cfg.dataset == "digits":
-        problems.append("the dataset 'digits' comes from scikit-learn's own split, which a NumPy-only script "
-                        "cannot reproduce; the scripts read MNIST-format IDX files (mnist, fashion-mnist)")
+    if cfg.dataset not in IDX_DATASETS:
+        problems.append(f"the dataset {cfg.dataset!r} (the scripts read MNIST-format IDX files: "
+                        f"{' or '.join(IDX_DATASETS)})")
+    layers = [h for h in cfg.hidden_sizes if not isinstance(h, int)]
+    if layers:
+        problems.append(f"the layers {', '.join(map(str, layers))} (the scripts write dense layers of a width only)")
+    for f in dataclasses.fields(cfg):
+        if f.name not in WRITTEN and getattr(cfg, f.name) != f.default:
+            problems.append(f"{f.metadata.get('label', f.name).lower()} = {getattr(cfg, f.name)!r}")
     return problems
 
 
@@ -38,7 +52,7 @@ def export_script(cfg: TrainConfig, target: str = "numpy") -> str:
         raise ExportError(f"Unknown export target {target!r}; choose one of: {', '.join(TARGETS)}.")
     problems = unsupported(cfg)
     if problems:
-        raise ExportError("This configuration cannot be exported: " + "; ".join(problems) + ".")
+        raise ExportError("The script cannot write " + "; ".join(problems) + ".")
     head = textwrap.dedent(_imports(target)).strip("\n") + "\n\n" + _constants(cfg, target)
     parts = [_header(cfg, target), head, DATA, _scale(cfg), _split(cfg), _init(cfg)]
     parts += _numpy_parts(cfg) if target == "numpy" else _torch_parts(cfg)

@@ -18,6 +18,9 @@ from ui.runs import TrainingRun
 
 CANVAS_SIDE = 280  # pixels: ten screen pixels per MNIST pixel
 STEP_SIDE = 140  # each preprocessing step is shown this wide
+# The datasets a drawing can be made into an input for, and the recipe each takes (engine.preprocess)
+RECIPE = {"mnist": "mnist", "fashion-mnist": "mnist", "digits": "digits"}
+SHAPES = {"mnist": (28, 28), "digits": (8, 8)}
 
 
 def run_model(run: TrainingRun) -> MLP:
@@ -26,8 +29,8 @@ def run_model(run: TrainingRun) -> MLP:
 
 
 def runs_to_ask() -> list[TrainingRun]:
-    """Runs of this session that have finished an epoch, newest first."""
-    return [r for r in state.runs() if r.history][::-1]
+    """Runs of this session on images that have finished an epoch, newest first."""
+    return [r for r in state.runs() if r.history and r.config.dataset in RECIPE][::-1]
 
 
 def canvas_picture(stroke: int) -> np.ndarray | None:
@@ -76,7 +79,7 @@ def framed(img: Image.Image) -> Image.Image:
 def show_steps(picture: np.ndarray, dataset: str):
     """Preprocess for `dataset` and show each step; returns the Preprocessed, or None with the reason shown."""
     try:
-        p = preprocess(picture, dataset)
+        p = preprocess(picture, RECIPE[dataset])
     except ImageError as err:
         st.info(str(err), icon=":material/draw:")
         return None
@@ -129,16 +132,14 @@ def my_digits() -> list[dict]:
 
 def keep_digit(picture: np.ndarray, label: int) -> None:
     """Keep a drawing in both preprocessings, so that runs on either image size can be tested on it."""
-    my_digits().append({"label": label, "mnist": preprocess(picture, "mnist").pixels,
-                        "digits": preprocess(picture, "digits").pixels})
+    my_digits().append({"label": label, **{recipe: preprocess(picture, recipe).pixels for recipe in SHAPES}})
 
 
 def my_digits_set(dataset: str) -> tuple[np.ndarray, np.ndarray]:
     """The kept digits as a test set for a run on `dataset`: uint8 rows (n, h*w) and labels (n,)."""
-    key = "digits" if dataset == "digits" else "mnist"
-    rows = [d[key] for d in my_digits()]
-    side = 64 if key == "digits" else 784
-    return (np.array(rows, dtype=np.uint8).reshape(-1, side),
+    recipe = RECIPE[dataset]
+    rows = [d[recipe] for d in my_digits()]
+    return (np.array(rows, dtype=np.uint8).reshape(-1, int(np.prod(SHAPES[recipe]))),
             np.array([d["label"] for d in my_digits()], dtype=np.int64))
 
 
@@ -170,8 +171,7 @@ def my_digits_section(run: TrainingRun | None, picture: np.ndarray | None) -> No
         captions = [str(p) if p == t else f"{p} (is {t})" for p, t in zip(pred, y)]
         st.write(f"The network gets **{int((pred == y).sum())} of {len(y)}** right ({np.mean(pred == y):.0%}).")
         x, _ = my_digits_set(run.config.dataset)
-        shape = (8, 8) if run.config.dataset == "digits" else (28, 28)
-        st.image(mosaic(x, shape, captions, wrong=pred != y, cols=10, cell=56))
+        st.image(mosaic(x, SHAPES[RECIPE[run.config.dataset]], captions, wrong=pred != y, cols=10, cell=56))
     if st.button("Forget My digits", key=state.DRAW_FORGET, icon=":material/delete:"):
         st.session_state[state.MY_DIGITS] = []
         st.rerun()
@@ -182,7 +182,7 @@ def my_digits_section(run: TrainingRun | None, picture: np.ndarray | None) -> No
 
 def my_digits_score(run: TrainingRun) -> None:
     """The run's accuracy on My digits beside its test accuracy (nothing without kept digits)."""
-    if not my_digits() or run.last is None:
+    if not my_digits() or run.last is None or run.config.dataset not in RECIPE:
         return
     pred, y = my_digits_predictions(run)
     cols = st.columns(2)
@@ -196,7 +196,8 @@ def export_buttons(run: TrainingRun) -> None:
     st.subheader("Take the code away")
     problems = unsupported(run.config)
     if problems:
-        st.info("This run cannot be exported as a script: " + "; ".join(problems) + ".", icon=":material/info:")
+        st.info("This run cannot be exported as a script, which cannot write " + "; ".join(problems) + ".",
+                icon=":material/info:")
         return
     st.caption("One commented script that loads MNIST from its IDX files, builds this network, and trains it with "
                "the same initial weights and batch order: its epoch lines are this run's.")

@@ -19,13 +19,15 @@ import numpy as np
 
 from engine.config import TrainConfig
 from engine.data import Dataset, scale_pixels
-from engine.layers import ACTIVATIONS
+from engine.layers import ACTIVATIONS, Dropout
 from engine.model import MLP, build_model, seed_streams
 from engine.optim import OPTIMIZERS
 from engine.train import batch_order, make_splits
 
 EPS = 1e-6  # the nudge; float64 rounding of the loss is ~1e-16, so the difference quotient keeps ~9 digits
 TOLERANCE = 1e-6  # a relative error above this says the backward pass is wrong
+PREFIXES = {"Linear": "", "BatchNorm": "bn", "Conv2D": "conv"}  # how parameter names count each kind of layer
+KIND_LABELS = {"": "layer", "bn": "batch norm", "conv": "convolution"}
 TINY = 1e-30  # a tensor whose gradient is zero both ways has relative error 0, not 0/0
 CHECK_BATCH = 16  # examples the check's loss is computed on
 MAX_ENTRIES = 100  # entries checked per tensor by default (sampled, seeded); 0 or None checks them all
@@ -41,7 +43,7 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 class TensorCheck:
     """One parameter tensor's check: the gradients compared on `n_checked` of its entries."""
 
-    name: str  # "0.W", "0.b", "1.W", ... (Linear layer index . parameter), as models save them
+    name: str  # "0.W", "0.b", "1.W", ... (Linear layer index . parameter), "bn0.gamma", "conv0.W": as models save them
     shape: tuple[int, ...]
     n_checked: int
     relative_error: float
@@ -54,43 +56,56 @@ class TensorCheck:
 
     @property
     def label(self) -> str:
-        """'layer 1 weights W (784x64)' for '0.W'."""
-        layer, kind = self.name.split(".")
-        what = "weights W" if kind == "W" else "biases b"
-        return f"layer {int(layer) + 1} {what} ({'x'.join(map(str, self.shape))})"
+        """'layer 1 weights W (784x64)' for '0.W', 'batch norm 1 gamma (64)' for 'bn0.gamma'."""
+        layer, key = self.name.split(".")
+        prefix = layer.rstrip("0123456789")
+        what = {"W": "weights W", "b": "biases b"}.get(key, key)
+        kind = KIND_LABELS.get(prefix, prefix)
+        return f"{kind} {int(layer[len(prefix):]) + 1} {what} ({'x'.join(map(str, self.shape))})"
 
 
 def loss_value(model: MLP, x: np.ndarray, t: np.ndarray) -> float:
-    """The batch loss, dropout off."""
-    return model.loss.forward(model.forward(x, train=False), t)
+    """The batch loss as training computes it (batch norm on the batch's statistics); the model has no dropout."""
+    return model.loss.forward(model.forward(x, train=True), t)
 
 
 def analytic_gradients(model: MLP, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
     """Backprop's dL/dp for every parameter tensor (copies), by name."""
     model.loss.forward(model.forward(x, train=True), t)
     model.backward(model.loss.backward())
-    return {name: lin.grads[k].copy() for name, (lin, k) in parameter_index(model).items()}
+    return {name: layer.grads[k].copy() for name, (layer, k) in parameter_index(model).items()}
 
 
 def parameter_index(model: MLP) -> dict[str, tuple]:
-    """'0.W' -> (the first Linear layer, 'W'), ... in layer order."""
-    return {f"{i}.{k}": (lin, k) for i, lin in enumerate(model.linears) for k in ("W", "b")}
+    """Every parameter tensor by name, in layer order: '0.W' -> (the first Linear layer, 'W'); other layers with
+    parameters are counted by kind: 'bn0.gamma' (the first batch norm's), 'conv0.W'."""
+    index, counts = {}, {}
+    for layer in model.layers:
+        if not layer.params:
+            continue
+        kind = PREFIXES.get(type(layer).__name__, type(layer).__name__.lower())
+        n = counts[kind] = counts.get(kind, -1) + 1
+        index.update({f"{kind}{n}.{k}": (layer, k) for k in layer.params})
+    return index
 
 
 def check_gradients(model: MLP, x: np.ndarray, t: np.ndarray, eps: float = EPS, max_entries: int | None = None,
                     seed: int = 0) -> list[TensorCheck]:
     """Backprop against central differences for each parameter tensor, on the batch x (n, n_in), t (n,).
 
-    The model should be float64 (build_model(..., dtype=np.float64)) and without dropout.
+    The model should be float64 (build_model(..., dtype=np.float64)) and without dropout; the loss is taken as
+    training takes it (batch norm normalizes with the batch's statistics; its running averages are put back after).
     `max_entries`: check at most this many entries per tensor, drawn at random (seeded); None: all.
     """
     x = np.asarray(x, dtype=model.dtype)
+    running = [(layer, {k: v.copy() for k, v in layer.state.items()}) for layer in model.layers
+               if getattr(layer, "state", None)]
     analytic = analytic_gradients(model, x, t)
     rng = np.random.default_rng(seed)
     checks = []
     with np.errstate(all="ignore"):
-        for name, (lin, k) in parameter_index(model).items():
-            flat = lin.params[k].reshape(-1)  # a view: nudging it nudges the layer's parameter
+        for name, (layer, k) in parameter_index(model).items():
+            flat = layer.params[k].reshape(-1)  # a view: nudging it nudges the layer's parameter
             idx = np.arange(flat.size)
             if max_entries and flat.size > max_entries:
                 idx = np.sort(rng.choice(flat.size, max_entries, replace=False))
@@ -104,8 +119,11 @@ def check_gradients(model: MLP, x: np.ndarray, t: np.ndarray, eps: float = EPS, 
                 flat[i] = old
                 numeric[j] = (plus - minus) / (2 * eps)
             a = analytic[name].reshape(-1)[idx]
-            checks.append(TensorCheck(name, lin.params[k].shape, len(idx), relative_error(a, numeric),
+            checks.append(TensorCheck(name, layer.params[k].shape, len(idx), relative_error(a, numeric),
                                       float(np.linalg.norm(a)), float(np.linalg.norm(numeric))))
+    for layer, state in running:
+        for k, v in state.items():
+            layer.state[k][...] = v
     return checks
 
 
@@ -124,6 +142,7 @@ def check_batch(cfg: TrainConfig, data: Dataset, n: int = CHECK_BATCH) -> tuple[
 def checking_model(cfg: TrainConfig, data: Dataset, bug: str = "none") -> MLP:
     """The config's network with its initial weights, in float64 and without dropout, broken as `bug` says."""
     model = build_model(cfg.replace(dropout=0.0), data.n_features, data.n_classes, dtype=np.float64)
+    model.layers = [layer for layer in model.layers if not isinstance(layer, Dropout)]  # a layer's own dropout too
     return break_backward(model, bug)
 
 

@@ -15,7 +15,9 @@ from engine.gradcheck import (
     analytic_gradients,
     break_backward,
     bugs_for,
+    check_batch,
     check_gradients,
+    checking_model,
     duration_text,
     gradcheck,
     measure_cost,
@@ -153,3 +155,29 @@ def test_cli_exit_status(capsys):
 def test_cli_prints_the_cost(capsys):
     assert main(["gradcheck", "--hidden", "8", "--examples", "4", "--max-entries", "5"]) == 0
     assert "numerical" in capsys.readouterr().out
+
+
+def test_batch_norm_and_convolutions_are_checked_as_training_computes_them(digits):
+    """Every layer with parameters, named as models save them; the loss on the batch's statistics (batch norm's
+    running averages put back afterwards); a layer's own dropout left out of the checking model."""
+    try:
+        bn_cfg = TrainConfig(hidden_sizes=("7bn", "5bn"), activation="tanh", output="softmax",
+                             loss="cross_entropy", init="xavier")
+        cnn_cfg = TrainConfig(dataset="digits", hidden_sizes=("c4k3", "p2", "12.3"), activation="tanh",
+                              output="softmax", loss="cross_entropy", init="he")
+    except ValueError:
+        pytest.skip("this engine has no batch norm or convolutions")
+    rng = np.random.default_rng(5)
+    model = build_model(bn_cfg, 6, 4, dtype=np.float64)
+    norms = [layer for layer in model.layers if "gamma" in layer.params]
+    for norm in norms:
+        norm.params["gamma"][...] = rng.uniform(0.5, 2, norm.params["gamma"].shape)
+    before = [norm.state["running_var"].copy() for norm in norms]
+    checks = check_gradients(model, rng.normal(size=(9, 6)), rng.integers(0, 4, 9))
+    assert {"bn0.gamma", "bn0.beta", "bn1.gamma", "2.W"} <= {c.name for c in checks}
+    assert all(c.passed for c in checks), [(c.name, c.relative_error) for c in checks]
+    assert all(np.array_equal(b, norm.state["running_var"]) for b, norm in zip(before, norms))
+    x, t = check_batch(cnn_cfg, digits, 6)
+    checks = check_gradients(checking_model(cnn_cfg, digits), x, t, max_entries=30)
+    assert checks[0].name == "conv0.W" and checks[0].label == "convolution 1 weights W (4x1x3x3)"
+    assert all(c.passed for c in checks)

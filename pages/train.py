@@ -74,13 +74,14 @@ def controls(runs: list[TrainingRun]) -> None:
 def status_line(run: TrainingRun) -> None:
     p, cfg = run.progress, run.config
     done = run.epochs_done
+    batch = p.batch if p.epoch == done + 1 else 0  # the worker has appended an epoch but not yet moved on
     if run.status == QUEUED:
         st.info(f"**{run.name}** is queued: waiting for a free training slot ({MAX_CONCURRENT_TRAININGS} trainings "
                 "run at once on this server).", icon=":material/hourglass:")
     elif run.status in (RUNNING, PAUSED):
-        share = p.batch / p.n_batches if p.n_batches else 0.0
+        share = batch / p.n_batches if p.n_batches else 0.0
         eta = run.eta_seconds()
-        where = (f"training epoch {done + 1}: batch {p.batch}/{p.n_batches or '?'}" if p.batch or not done
+        where = (f"training epoch {done + 1}: batch {batch}/{p.n_batches or '?'}" if batch or not done
                  else f"epoch {done + 1} next")
         text = (f"Epochs done {run.epochs_text()} · {where}"
                 + (f" · about {eta:.0f} s left" if eta is not None else "")
@@ -151,17 +152,19 @@ def page() -> None:
             st.subheader(run.name)
         st.caption(f"**{run.name}** — {run.n_params:,} parameters, backend {run.config.backend}")
         boxes.append((run, st.empty(), st.empty()))
-    ticks, final = [0], set()
+    ticks, final, drawn_epochs = [0], set(), {}
 
     def draw() -> None:
-        redraw_curves = ticks[0] % round(CURVES_SECONDS / PROGRESS_SECONDS) == 0
+        batch_curve_due = ticks[0] % round(CURVES_SECONDS / PROGRESS_SECONDS) == 0
         ticks[0] += 1
         for run, status_box, curves_box in boxes:
             if run.id in final:
                 continue
+            done = run.epochs_done
             with status_box.container():
                 status_line(run)
-            if redraw_curves or not run.in_progress:
+            if batch_curve_due or drawn_epochs.get(run.id) != done or not run.in_progress:
+                drawn_epochs[run.id] = done  # a finished epoch reaches the tiles with the progress line
                 with curves_box.container():
                     curves(run)
             if not run.in_progress:

@@ -389,6 +389,18 @@ def long_run(at: AppTest) -> AppTest:
     return at
 
 
+def pause_mid_epoch(at: AppTest) -> AppTest:
+    """Pause the active run after its first epoch, between two batches of an epoch."""
+    at = wait_for(at, lambda a: len(active_run(a).history) >= 1 and active_run(a).progress.batch > 5)
+    for _ in range(10):  # a pause lands between two batches, or (on these short epochs) at an epoch's end
+        at.button(key="pause").click().run()
+        at = wait_for(at, lambda a: active_run(a).status == "paused")
+        if active_run(at).progress.batch:
+            return at
+        at.button(key="resume").click().run()
+    raise AssertionError("every pause landed at an epoch's end")
+
+
 def test_no_view_asks_the_browser_to_poll(monkeypatch):
     """Items 1 and 2: a fragment's run_every timer sends reruns for the page it was drawn on; Streamlit folds one
     that crosses a navigation or an edit into it, with the timer's stale page and query string. Live views follow
@@ -423,23 +435,22 @@ def test_a_run_stopped_mid_epoch_shows_one_accuracy_everywhere(digits):
 
     from engine import load_model
 
-    at = long_run(short_run_app())
-    at = wait_for(at, lambda a: len(active_run(a).history) >= 1 and active_run(a).progress.batch > 40)
-    at.button(key="stop").click().run()
+    at = pause_mid_epoch(long_run(short_run_app()))
+    at.button(key="stop").click().run()  # the worker, paused between two batches, stops there
     at = wait_for(at, lambda a: not active_run(a).in_progress)
     run = active_run(at)
-    assert run.status == "stopped" and run.partial_epoch_dropped
     acc = run.last.test_acc
-    assert f"test accuracy {acc:.2%}" in texts(at.warning) and f"weights after epoch {run.epochs_done}" in texts(
-        at.warning)
-    at.switch_page("pages/results.py").run()
-    shown = re.search(r"\*\*(\d+) right, (\d+) wrong\*\*", texts(at.markdown))
-    right, wrong = int(shown[1]), int(shown[2])
-    assert right / (right + wrong) == acc  # exactly the last epoch's test accuracy
     from ui.runs import run_to_zip
 
     model = load_model(io.BytesIO(zipfile.ZipFile(io.BytesIO(run_to_zip(run))).read("weights.npz")))
-    assert np.mean(model.predict_proba(digits.x_test).argmax(1) == digits.y_test) == acc
+    assert np.mean(model.predict_proba(digits.x_test).argmax(1) == digits.y_test) == acc  # the zip's weights
+    train_page = texts(at.warning)
+    at.switch_page("pages/results.py").run()
+    shown = re.search(r"\*\*(\d+) right, (\d+) wrong\*\*", texts(at.markdown))
+    right, wrong = int(shown[1]), int(shown[2])
+    assert right / (right + wrong) == acc  # Results: exactly the last epoch's test accuracy
+    assert run.status == "stopped" and run.partial_epoch_dropped
+    assert f"test accuracy {acc:.2%}" in train_page and f"weights after epoch {run.epochs_done}" in train_page
 
 
 def test_a_run_that_learned_nothing_is_not_shown_as_a_success():
@@ -460,13 +471,7 @@ def test_epoch_counters_agree_and_step_says_it_finishes_the_epoch():
     """Item 5: one epoch counter (epochs done X/Y, training epoch X+1); Step mid-epoch says what it will do."""
     at = long_run(short_run_app())
     try:
-        at = wait_for(at, lambda a: len(active_run(a).history) >= 1 and active_run(a).progress.batch > 5)
-        for _ in range(10):  # a pause lands between two batches, or (rarely, on these short epochs) at an epoch's end
-            at.button(key="pause").click().run()
-            at = wait_for(at, lambda a: active_run(a).status == "paused")
-            if active_run(at).progress.batch:
-                break
-            at.button(key="resume").click().run()
+        at = pause_mid_epoch(at)
         run = active_run(at)
         n, b = run.epochs_done, run.progress.batch
         assert b > 0
@@ -565,4 +570,25 @@ def test_the_train_page_draws_the_batch_losses_of_the_epoch_in_progress():
     chart = at.get("vega_lite_chart")[-1]
     assert [v["loss"] for v in chart_data(chart)] == [2.3, 2.1, 1.9]
     assert "batch of epoch 1" in chart.proto.spec
+    run.status = "stopped"
+
+
+def test_the_progress_line_and_the_tile_count_the_same_epochs():
+    """Item 5: in the moment the worker has recorded an epoch but not yet started the next, the progress line
+    does not say "batch 469/469" of the epoch the tile already counts as done."""
+    from engine import EpochResult
+    from ui.runs import RUNNING, TrainingRun
+
+    at = new_app()
+    run = TrainingRun(PRESETS["twolayernet"].config, history=[EpochResult(1, 0.3, 0.9, 0.3, 0.9)])
+    run.status = RUNNING
+    run.progress.epoch, run.progress.batch, run.progress.n_batches = 1, 600, 600
+    at.session_state["runs"] = [run]
+    at.session_state["active_run"] = run.id
+    at.run()
+    assert at.get("progress")[0].proto.text.startswith("Epochs done 1/17 · epoch 2 next")
+    assert next(m for m in at.get("metric") if m.label == "Epochs done").value == "1/17"
+    run.progress.epoch, run.progress.batch = 2, 30  # the worker moved on
+    at.run()
+    assert at.get("progress")[0].proto.text.startswith("Epochs done 1/17 · training epoch 2: batch 30/600")
     run.status = "stopped"

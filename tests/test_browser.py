@@ -167,6 +167,10 @@ def test_compare_and_results_follow_runs_without_a_click(server, page):
     page.get_by_test_id("stDownloadButton").nth(1).wait_for(timeout=180_000)  # both runs done: both zips offered
     assert page.get_by_text("Some runs are still training").count() == 0
     assert page.get_by_text("Settings are locked").count() == 0
+    page.get_by_text("loss", exact=True).click()  # MSE and cross-entropy: a chart each (issue 14, item 10)
+    page.get_by_text("different units").wait_for(timeout=30_000)
+    time.sleep(1.0)  # let vega draw
+    shot(page, "5-compare-experiment")
 
     page.get_by_role("link", name="Train").click()
     page.get_by_text("Build a multilayer perceptron").wait_for(timeout=30_000)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.config import FIELDS, PRESETS, ConfigError, TrainConfig, cli_flag, describe, parse_value
 
-SUBCOMMANDS: tuple[str, ...] = ("engine.gradcheck", "engine.export")
+SUBCOMMANDS: tuple[str, ...] = ("engine.sweep", "engine.gradcheck", "engine.export")
 PROG = "python -m engine"
 
 

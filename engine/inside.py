@@ -11,18 +11,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.config import TrainConfig
-from engine.layers import Linear
+from engine.layers import Dropout, Linear
 from engine.losses import apply_output, make_loss
 from engine.model import MLP, build_model
+from engine.train import ACTIVATION_TYPES
 
 NEAREST_CHUNK = 8192  # training rows converted to float at a time when searching for the nearest images
 
 
-def model_at(cfg: TrainConfig, weights: list[np.ndarray], dtype=np.float64) -> MLP:
+def model_at(cfg: TrainConfig, weights: list[np.ndarray], n_features: int, n_classes: int,
+             dtype=np.float64) -> MLP:
     """A separate network holding `weights` (a snapshot, in get_weights order), in float64 by default."""
-    model = build_model(cfg, weights[0].shape[0], weights[-1].shape[-1], dtype=dtype)
+    model = build_model(cfg, n_features, n_classes, dtype=dtype)
     model.set_weights(weights)
     return model
+
+
+def is_dense(model: MLP) -> bool:
+    """Only Linear layers, activations and dropout: the networks this module's pictures of layers describe."""
+    return all(isinstance(layer, (Linear, Dropout, *ACTIVATION_TYPES)) for layer in model.layers)
 
 
 @dataclass(frozen=True)
@@ -87,29 +94,20 @@ def journey(model: MLP, x: np.ndarray, cls: int | None = None) -> Journey:
     return Journey(layers, probs, cls, gradient, row[0] * gradient)
 
 
-def squared_norms(pixels: np.ndarray) -> np.ndarray:
-    """Each row's squared length (n,) for uint8 images (n, d), computed in chunks."""
-    return np.concatenate([np.einsum("ij,ij->i", c, c) for c in _float_chunks(pixels)]) if len(pixels) else \
-        np.zeros(0)
-
-
-def nearest(pixels: np.ndarray, x: np.ndarray, k: int = 8, norms: np.ndarray | None = None) -> np.ndarray:
+def nearest(pixels: np.ndarray, x: np.ndarray, k: int = 8) -> np.ndarray:
     """Indices of the k rows of `pixels` (n, d) nearest to image x (d,) in Euclidean pixel distance, nearest first.
 
-    `norms`: squared_norms(pixels), when it is at hand (it is the same for every query).
+    One pass over the rows in float32 chunks, which hold every product of two pixels exactly; a 28x28 image's
+    sums round by a few units in 10^7 (the distances between different images differ by thousands).
     """
-    x = x.astype(np.float64)
-    norms = squared_norms(pixels) if norms is None else norms
-    dots = np.concatenate([c @ x for c in _float_chunks(pixels)])
-    dist = norms - 2 * dots + x @ x
+    x = x.astype(np.float32)
+    dist = np.empty(len(pixels), dtype=np.float32)
+    for i in range(0, len(pixels), NEAREST_CHUNK):
+        c = pixels[i:i + NEAREST_CHUNK].astype(np.float32)
+        dist[i:i + len(c)] = np.einsum("ij,ij->i", c, c) - 2 * (c @ x)  # ||c - x||^2 - ||x||^2
     k = min(k, len(dist))
     top = np.argpartition(dist, k - 1)[:k]
     return top[np.argsort(dist[top], kind="stable")]
-
-
-def _float_chunks(pixels: np.ndarray):
-    for i in range(0, len(pixels), NEAREST_CHUNK):
-        yield pixels[i:i + NEAREST_CHUNK].astype(np.float64)
 
 
 def output_gradients(model: MLP, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
@@ -132,9 +130,10 @@ def output_gradients(model: MLP, x: np.ndarray, t: np.ndarray) -> dict[str, np.n
 
 
 def unit_inputs(model: MLP, x: np.ndarray, unit: int) -> np.ndarray:
-    """The first Linear layer's output z for one unit over inputs x (rows, n_in): how much each input excites it."""
+    """The first Linear layer's output z for one unit over inputs x (rows, n_in), in x's dtype: how much each
+    input excites it."""
     first = model.linears[0]
-    return x.astype(model.dtype, copy=False) @ first.params["W"][:, unit] + first.params["b"][unit]
+    return x @ first.params["W"][:, unit].astype(x.dtype) + x.dtype.type(first.params["b"][unit])
 
 
 def strongest_contributions(a: np.ndarray, W: np.ndarray, rows: np.ndarray, cols: np.ndarray,

@@ -15,7 +15,6 @@ from engine.inside import (
     model_at,
     nearest,
     output_gradients,
-    squared_norms,
     strongest_contributions,
     trace,
     unit_inputs,
@@ -198,7 +197,7 @@ def tiny_model(digits):
 
 def test_trace_and_journey_follow_the_network_by_hand(digits, tiny_model):
     cfg, weights = tiny_model
-    model = model_at(cfg, weights)
+    model = model_at(cfg, weights, 64, 10)
     x = make_splits(cfg, digits).x_test[:7]
     for t, (z, a) in zip(trace(model, x), by_hand(weights, x, "tanh", "softmax")):
         np.testing.assert_allclose(t.z, z, rtol=1e-10)
@@ -229,7 +228,7 @@ def test_saliency_is_the_numerical_derivative_of_the_class_score(digits, activat
 def test_nearest_training_images_are_the_closest_in_pixel_distance(digits):
     pixels = digits.x_train
     x = digits.x_test[11]
-    got = nearest(pixels, x, k=5, norms=squared_norms(pixels))
+    got = nearest(pixels, x, k=5)
     dist = ((pixels.astype(np.int64) - x.astype(np.int64)) ** 2).sum(1)
     assert list(got) == list(np.argsort(dist, kind="stable")[:5])
     assert nearest(pixels[:3], x, k=10).shape == (3,)
@@ -259,10 +258,20 @@ def test_output_gradients_are_the_closed_forms_under_mse_and_cross_entropy(outpu
 
 def test_unit_inputs_and_strongest_contributions(tiny_model, digits):
     cfg, weights = tiny_model
-    model = model_at(cfg, weights)
+    model = model_at(cfg, weights, 64, 10)
     x = make_splits(cfg, digits).x_test[:9]
     np.testing.assert_allclose(unit_inputs(model, x, 4), x @ weights[0][:, 4] + weights[1][4], rtol=1e-6)
     a = np.array([1.0, -2.0, 0.5])
     W = np.array([[1.0, 0.1], [0.5, 3.0], [-4.0, 0.0]])
     got = strongest_contributions(a, W, np.array([0, 1, 2]), np.array([0, 1]), per_target=2)
     assert got == [(2, 0, -2.0), (0, 0, 1.0), (1, 1, -6.0), (0, 1, 0.1)]
+
+
+def test_is_dense_tells_the_networks_the_pictures_describe():
+    from engine.inside import is_dense
+    from engine.layers import Layer
+
+    model = build_model(TINY.replace(dropout=0.2), 64, 10)
+    assert is_dense(model)
+    model.layers.insert(1, Layer())  # any other kind of layer
+    assert not is_dense(model)

@@ -1,0 +1,78 @@
+"""The Inside page in Chromium: train a small run, scrub its epochs, select a unit, play; screenshots to look at
+land in artifacts/screenshots/inside-*.png."""
+
+import os
+import time
+
+import pytest
+
+from tests.test_browser import CHROMIUM, serve, shot
+
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is not installed")]
+
+SETUP = ("preset=custom&dataset=digits&hidden_sizes=32&activation=relu&output=softmax&loss=cross_entropy"
+         "&learning_rate=0.1&batch_size=32&epochs=6&init=he")
+
+
+@pytest.fixture(scope="module")
+def page():
+    with serve() as url, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        pg = browser.new_page(viewport={"width": 1400, "height": 4200})
+        pg.goto(f"{url}/?{SETUP}")
+        pg.get_by_text("Build a multilayer perceptron").wait_for(timeout=30_000)
+        pg.get_by_role("button", name="Train").click()
+        pg.get_by_text("Finished: 6/6 epochs").wait_for(timeout=120_000)
+        pg.get_by_role("link", name="Inside").click()
+        pg.get_by_text("What the first layer looks for").wait_for(timeout=30_000)
+        yield pg
+        browser.close()
+
+
+def slider_value(page) -> str:
+    return page.get_by_test_id("stSlider").get_by_role("slider").get_attribute("aria-valuetext")
+
+
+def settle(page) -> None:
+    page.get_by_test_id("stVegaLiteChart").last.locator("canvas, svg").first.wait_for(timeout=30_000)
+    time.sleep(1.5)  # let vega draw
+
+
+def test_scrub_epochs_and_select_a_unit(page):
+    assert page.get_by_test_id("stException").count() == 0
+    assert slider_value(page) == "6"  # a finished run opens at its last epoch
+    settle(page)
+    shot(page, "inside-1-epoch6")
+
+    handle = page.get_by_test_id("stSlider").get_by_role("slider")
+    handle.focus()
+    for _ in range(6):
+        page.keyboard.press("ArrowLeft")
+    deadline = time.monotonic() + 20
+    while slider_value(page) != "0" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert slider_value(page) == "0"
+    time.sleep(2)  # the page reruns for the scrubbed epoch
+    settle(page)
+    shot(page, "inside-2-epoch0")
+
+    page.get_by_test_id("stSelectbox").filter(has_text="Unit").first.click()
+    page.keyboard.type("unit 7")
+    page.get_by_role("option", name="unit 7", exact=True).click()
+    page.get_by_text("unit 7: ||w||").wait_for(timeout=30_000)
+    assert page.get_by_test_id("stException").count() == 0
+    settle(page)
+    shot(page, "inside-3-unit7")
+
+
+def test_play_animates_to_the_last_epoch(page):
+    page.get_by_role("button", name="Play").click()
+    page.get_by_text("Playing: epoch").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Play").wait_for(timeout=60_000)  # back when it has played every epoch
+    deadline = time.monotonic() + 20
+    while slider_value(page) != "6" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert slider_value(page) == "6"
+    assert page.get_by_test_id("stException").count() == 0

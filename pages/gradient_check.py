@@ -3,18 +3,19 @@ and what a broken backward pass does to training (the TwoLayerNet tutorial's les
 
 import streamlit as st
 
-from engine.gradcheck import (
-    BUGS,
-    CHECK_BATCH,
-    MAX_ENTRIES,
-    bugs_for,
-    check_batch,
-    check_gradients,
-    checking_model,
-    measure_cost,
-)
+from engine.gradcheck import BUGS, CHECK_BATCH, MAX_ENTRIES, bugs_for
 from ui import state
-from ui.gradcheck import FORMULA, damage, damage_chart, damage_frame, outcome_text, show_checks, show_cost
+from ui.gradcheck import (
+    FORMULA,
+    checks_for,
+    cost_for,
+    damage,
+    damage_chart,
+    damage_frame,
+    outcome_text,
+    show_checks,
+    show_cost,
+)
 from ui.resources import get_dataset
 
 
@@ -45,10 +46,8 @@ def page() -> None:
                                    help="Drawn at random from each weight matrix; small tensors are checked whole.")
 
     st.subheader("Backprop against the numerical gradient")
-    x, t = check_batch(cfg, data, int(examples))
     with st.spinner("Nudging parameters one by one…"):
-        checks = check_gradients(checking_model(cfg, data, bug), x, t, max_entries=int(entries), seed=cfg.seed)
-    show_checks(checks)
+        show_checks(checks_for(cfg, bug, int(examples), int(entries), data))
     st.latex(FORMULA)
     st.caption("a is backprop's gradient for a tensor's checked entries, n the central differences; p_i is one entry "
                "and L the batch loss. In float64 a correct backward pass agrees to about 1e-8 (the nudge's own "
@@ -56,7 +55,7 @@ def page() -> None:
 
     st.subheader("What each way costs")
     with st.spinner("Timing both ways…"):
-        show_cost(measure_cost(cfg, data))
+        show_cost(cost_for(cfg, data))
 
     st.subheader("What a broken gradient does to training")
     if bug == "none":

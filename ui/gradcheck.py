@@ -15,7 +15,11 @@ from engine.gradcheck import (
     GradientCost,
     StepsRun,
     TensorCheck,
+    check_batch,
+    check_gradients,
+    checking_model,
     duration_text,
+    measure_cost,
     train_steps,
 )
 
@@ -67,6 +71,19 @@ def show_cost(cost: GradientCost) -> None:
     st.caption(f"The numerical gradient nudges each of the {cost.n_params:,} parameters up and down and runs the "
                f"network forward each time: {cost.ratio:,.0f} times the work of back-propagation, which gets every "
                "derivative from one backward pass. The TwoLayerNet tutorial trains with it once, to feel this.")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def checks_for(cfg: TrainConfig, bug: str, examples: int, entries: int, _data: Dataset) -> list[TensorCheck]:
+    """The check of the config's network (broken as `bug` says) on `examples` training examples; kept per setup."""
+    x, t = check_batch(cfg, _data, examples)
+    return check_gradients(checking_model(cfg, _data, bug), x, t, max_entries=entries, seed=cfg.seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cost_for(cfg: TrainConfig, _data: Dataset) -> GradientCost:
+    """measure_cost, once per setup in this server: timing it again on every rerun would only add noise."""
+    return measure_cost(cfg, _data)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -136,6 +136,11 @@ def test_preset_train_results_click_a_confusion_cell(server, page):
     shown, natural = gallery.evaluate("img => [img.clientWidth, img.naturalWidth]")
     assert shown >= 0.9 * natural  # item 11: the cell's gallery is not shrunk, so its captions stay readable
     shot(page, "2-results")
+    charts = page.get_by_test_id("stVegaLiteChart").count()
+    choose(page, "See a mistake's ten outputs", re.compile(r"^test image \d+: predicted"))
+    page.get_by_test_id("stVegaLiteChart").nth(charts).wait_for(timeout=30_000)  # its ten outputs, as bars
+    time.sleep(1.0)  # let vega draw
+    shot(page, "2b-results-mistake-outputs")
 
     page.get_by_role("link", name="Compare").click()
     page.get_by_text("Download a run").wait_for(timeout=30_000)

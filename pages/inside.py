@@ -129,7 +129,7 @@ def sections(run, data, epoch: int):
         if draw_dense is not None and inside.mse_ce_applies(cfg):
             with mse_box.container():
                 st.subheader("Why cross-entropy learns faster than MSE")
-                st.caption(inside.MSE_CE_TEXT + f" This run trains with {cfg.loss.replace('_', '-')}.")
+                st.caption(inside.MSE_CE_TEXT + f" This run trains with {inside.loss_words(cfg)}.")
                 st.altair_chart(inside.mse_ce_chart(inside.mse_ce_frame(model, data, cfg)), width="content")
 
     return draw

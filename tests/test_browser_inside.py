@@ -20,7 +20,7 @@ SETUP = ("preset=custom&dataset=digits&hidden_sizes=32&activation=relu&output=so
 def page():
     with serve() as url, playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 4200})
+        pg = browser.new_page(viewport={"width": 1400, "height": 5200})
         pg.goto(f"{url}/?{SETUP}")
         pg.get_by_text("Build a multilayer perceptron").wait_for(timeout=30_000)
         pg.get_by_role("button", name="Train").click()
@@ -76,3 +76,18 @@ def test_play_animates_to_the_last_epoch(page):
         time.sleep(0.2)
     assert slider_value(page) == "6"
     assert page.get_by_test_id("stException").count() == 0
+
+
+def test_an_mnist_sigmoid_mse_run_inside(page):
+    """28x28 weight images, a 64-16 sigmoid network's journey and the MSE vs cross-entropy gradients it learns with."""
+    base = page.url.split("/inside")[0]
+    page.goto(f"{base}/?preset=notebook-mse&epochs=3&train_limit=3000")
+    page.get_by_text("Build a multilayer perceptron").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Train").click()
+    page.get_by_text("Finished: 3/3 epochs").wait_for(timeout=120_000)
+    page.get_by_role("link", name="Inside").click()
+    page.get_by_text("Why cross-entropy learns faster than MSE").wait_for(timeout=30_000)
+    assert page.get_by_text("Saturated share (sigmoid / tanh)").count() == 1
+    assert page.get_by_test_id("stException").count() == 0
+    settle(page)
+    shot(page, "inside-4-mnist-sigmoid-mse")

@@ -205,7 +205,7 @@ def test_compare_shows_mse_and_cross_entropy_gradients_side_by_side(small_run, d
     assert not at.exception
     assert "Why cross-entropy learns faster than MSE" in texts(at.subheader)
     assert len(at.get("vega_lite_chart")) == 2  # the linear-output run has no cross-entropy to compare with
-    assert "trained with mse" in texts(at.caption) and "trained with cross-entropy" in texts(at.caption)
+    assert "trained with mean squared error" in texts(at.caption) and "trained with cross-entropy" in texts(at.caption)
 
 
 def test_results_confusion_matrix_scrubber(small_run):

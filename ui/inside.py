@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
+from engine.config import LOSS_CHOICES
 from engine.data import Dataset, scale_pixels
 from engine.inside import (
     Journey,
@@ -361,6 +362,11 @@ MSE_CE_TEXT = ("Each dot is one output of one test image at this epoch. Under me
                "is most wrong. That is why the notebook's cross-entropy run learns faster.")
 
 
+def loss_words(cfg) -> str:
+    """'mean squared error' or 'cross-entropy': the loss a run trains with, in words."""
+    return LOSS_CHOICES[cfg.loss].lower()
+
+
 def mse_ce_applies(cfg) -> bool:
     return cfg.output in SINGLE_OUTPUT
 
@@ -378,7 +384,7 @@ def mse_vs_ce_view(runs: list, get_dataset) -> None:
         data = get_dataset(run.config.dataset)
         frame = mse_ce_frame(model_at_epoch(run, epoch, data), data, run.config)
         with column:
-            st.caption(f"{run.name}: trained with {run.config.loss.replace('_', '-')}, epoch {epoch}")
+            st.caption(f"{run.name}: trained with {loss_words(run.config)}, epoch {epoch}")
             st.altair_chart(mse_ce_chart(frame), width="content")
 
 

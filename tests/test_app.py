@@ -258,9 +258,8 @@ def test_two_runs_of_a_parallel_model_share_the_cores_pause_and_stop(mnist, monk
     stopping mid-epoch leave no helper thread behind."""
     import threading
 
-    import engine.parallel as parallel
-    from engine.parallel import CpuShare
-
+    import engine.fast.parallel as parallel
+    from engine.fast.parallel import CpuShare
     from ui.runs import TrainingRun
 
     share = CpuShare(cores=2)
@@ -277,7 +276,7 @@ def test_two_runs_of_a_parallel_model_share_the_cores_pause_and_stop(mnist, monk
     alone = TrainingRun(cfg)
     alone.start(mnist, threading.BoundedSemaphore(2))
     alone.join(120)
-    assert alone.status == "finished" and workers_seen == [2]
+    assert alone.status == "finished" and set(workers_seen) == {2}  # (the engine times its step variants first)
 
     slots = threading.BoundedSemaphore(2)
     long_runs = [TrainingRun(cfg.replace(epochs=50, train_limit=20000)) for _ in range(2)]

@@ -20,19 +20,20 @@ leaves what draws them alone).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import itertools
 import json
-import multiprocessing
 import os
+import pickle
 import queue
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -56,6 +57,7 @@ STARTED, EPOCH = "started", "epoch"
 FINISHED, STOPPED, DIVERGED, FAILED = "finished", "stopped", "diverged", "failed"
 ENDINGS = (FINISHED, STOPPED, DIVERGED, FAILED)
 POLL_SECONDS = 0.1  # how often a waiting sweep looks at its stop flag
+WORKER_EXIT_SECONDS = 10.0  # for a worker process to stop its point and exit
 CONNECT_SECONDS = 5.0  # to find a Ray head at the address given
 
 
@@ -184,65 +186,126 @@ def point_events(point: SweepPoint, data: Dataset, should_stop=None) -> Iterator
         yield PointEvent(point.index, FINISHED if done == cfg.epochs else STOPPED)
 
 
-def one_blas_thread() -> None:
-    """This process's BLAS (and OpenMP, for PyTorch if it loads later) on one thread: one point per core."""
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = "1"
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)  # the BLAS numpy has loaded already
-
-
 # ---------------------------------------------------------------- local: a pool of worker processes
 
-_events: Any = None  # in a pool worker: the queue its points' events go to
-_cancel: Any = None  # in a pool worker: the sweep's cancel flag
+STOP = "stop"  # the message that stops a worker's points
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+WORKER = "from engine.sweep import worker_main; worker_main()"
 
 
-def _worker_start(events, cancel) -> None:
-    global _events, _cancel
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the sweep, which stops the points itself
-    _events, _cancel = events, cancel
-    one_blas_thread()
+def worker_main() -> None:
+    """A worker process: trains the points its stdin sends (pickled), writes their events to stdout (pickled).
+
+    Started fresh with `python -c` rather than by multiprocessing, whose 'spawn' re-runs the parent's main
+    script in the child (in the app, the Streamlit page); 'fork' copies a threaded process badly.
+    """
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed goes to stderr, not into the events
+    points: queue.Queue[SweepPoint | None] = queue.Queue()
+    stop = threading.Event()
+
+    def read() -> None:
+        while True:
+            try:
+                message = pickle.load(sys.stdin.buffer)
+            except (EOFError, OSError, pickle.UnpicklingError):  # the sweep is over, or gone
+                stop.set()
+                points.put(None)
+                return
+            if message == STOP:
+                stop.set()
+            else:
+                points.put(message)
+
+    threading.Thread(target=read, daemon=True).start()
+    while (point := points.get()) is not None:
+        events = ([PointEvent(point.index, STOPPED)] if stop.is_set() else
+                  point_events(point, load_dataset(point.config.dataset), should_stop=stop.is_set))
+        for event in events:
+            pickle.dump(event, out)
+            out.flush()
 
 
-def _worker_point(point: SweepPoint) -> None:
-    if _cancel.is_set():
-        _events.put(PointEvent(point.index, STOPPED))
-        return
-    for event in point_events(point, load_dataset(point.config.dataset), should_stop=_cancel.is_set):
-        _events.put(event)
+class Worker:
+    """A worker process seen from the sweep: send it points, read its events on a thread into `events`."""
+
+    def __init__(self, number: int, events: queue.Queue) -> None:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the folder holding engine/
+        env = {**os.environ, **ONE_THREAD,  # set before numpy loads BLAS: one thread per point
+               "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
+        self.number = number
+        self.proc = subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=env, start_new_session=True)  # the terminal's Ctrl-C is the sweep's
+        threading.Thread(target=self._read, args=(events,), daemon=True).start()
+
+    def _read(self, events: queue.Queue) -> None:
+        while True:
+            try:
+                events.put((self, pickle.load(self.proc.stdout)))
+            except (EOFError, OSError, pickle.UnpicklingError):
+                events.put((self, None))  # it exited
+                return
+
+    def send(self, message) -> bool:
+        try:
+            pickle.dump(message, self.proc.stdin)
+            self.proc.stdin.flush()
+        except OSError:  # it died; its reader says so
+            return False
+        return True
+
+    def close(self) -> None:
+        """Let it finish (its stdin ends: it stops its point), then make sure it is gone."""
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(WORKER_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def local_events(points: Sequence[SweepPoint], workers: int, stop: threading.Event) -> Iterator[PointEvent]:
-    """Train the points in `workers` processes ('spawn': the app runs threads, which fork copies badly)."""
-    ctx = multiprocessing.get_context("spawn")
-    events, cancel = ctx.Queue(), ctx.Event()
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_start, initargs=(events, cancel))
+    """Train the points in `workers` processes, each given its next point when it ends one."""
+    todo = list(reversed(points))
+    events: queue.Queue = queue.Queue()
+    pool = [Worker(i, events) for i in range(min(workers, len(points)))]
+    running: dict[int, SweepPoint] = {}  # worker number -> its point
+
+    def give(worker: Worker) -> None:
+        if todo and not stop.is_set():
+            running[worker.number] = todo.pop()
+            worker.send(running[worker.number])
+
     try:
-        futures: dict[int, Future] = {p.index: pool.submit(_worker_point, p) for p in points}
-        running = set(futures)
+        for worker in pool:
+            give(worker)
+        cancelled = False
         while running:
-            if stop.is_set() and not cancel.is_set():
-                cancel.set()
-                for f in futures.values():
-                    f.cancel()
+            if stop.is_set() and not cancelled:
+                cancelled = True
+                for worker in pool:
+                    worker.send(STOP)
             try:
-                event = events.get(timeout=POLL_SECONDS)
+                worker, event = events.get(timeout=POLL_SECONDS)
             except queue.Empty:
-                for index in sorted(running):  # points that never ran, or whose worker died
-                    f = futures[index]
-                    if f.cancelled() or (f.done() and f.exception() is not None):
-                        running.discard(index)
-                        yield (PointEvent(index, STOPPED) if f.cancelled() else
-                               PointEvent(index, FAILED, message=f"its worker process died ({f.exception()})"))
                 continue
-            if event.ended:
-                running.discard(event.index)
+            if event is None:  # a worker died; its point (if any) with it
+                point = running.pop(worker.number, None)
+                if point is not None:
+                    code = worker.proc.wait()
+                    yield PointEvent(point.index, FAILED, message=f"its worker process died (exit code {code})")
+                continue
             yield event
+            if event.ended:
+                del running[worker.number]
+                give(worker)
+        for point in reversed(todo):  # cancelled before they started, or no worker was left
+            yield PointEvent(point.index, STOPPED if stop.is_set() else FAILED,
+                             message="" if stop.is_set() else "no worker process was left to train it")
     finally:
-        cancel.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        for worker in pool:
+            worker.close()
 
 
 # ---------------------------------------------------------------- Ray: a generator task per point
@@ -253,7 +316,10 @@ def ray_available() -> bool:
 
 def _ray_point(point: SweepPoint, data: Dataset) -> Iterator[PointEvent]:
     """A Ray generator task: `data` arrives from the object store; cancelling it interrupts the training."""
-    one_blas_thread()
+    from threadpoolctl import threadpool_limits
+
+    os.environ.update(ONE_THREAD)  # for PyTorch, should it load now (Ray sets OMP_NUM_THREADS to the task's CPUs)
+    threadpool_limits(1)  # the BLAS numpy has loaded already: one thread per point, as locally
     yield from point_events(point, data)
 
 

@@ -96,3 +96,18 @@ def followed_runs() -> list:
 def any_run_in_progress() -> bool:
     return any(r.in_progress for r in runs())
 
+# The Sweep page (issue 22)
+SWEEPS = "sweeps"  # list[ui.sweep.Sweep] of this session, oldest first
+SWEEP_SHOWN = "sweep_shown"  # id of the sweep the page shows
+SWEEP_FIELD = "sweep_field"  # + "_<row>": the grid row's setting
+SWEEP_VALUES = "sweep_values"  # + "_<row>": its values, as text
+SWEEP_WHERE = "sweep_where"
+SWEEP_RAY_ADDRESS = "sweep_ray_address"
+SWEEP_WORKERS = "sweep_workers"
+SWEEP_START = "sweep_start"
+SWEEP_CANCEL = "sweep_cancel"
+SWEEP_METRIC = "sweep_metric"
+SWEEP_X = "sweep_x"  # the heatmap's field across
+SWEEP_Y = "sweep_y"  # and down
+SWEEP_OPEN_BEST = "sweep_open_best"
+SWEEP_OPENED = "sweep_opened"  # the best point was just opened in the sidebar: say so once

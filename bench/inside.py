@@ -8,7 +8,8 @@ pass with it minus MLP.evaluate without it), keeping the update ratio's weights 
 the snapshot (Snapshots.add of get_weights). Printed as a share of the epoch's seconds (medians of 5).
 Opening: the Inside page through AppTest for a finished run of the preset (trained on --open-subset images:
 what the page computes does not depend on it), first open (the run's network is built, the dataset's test
-images are scaled, the nearest training images searched) and a rerun. Prints ratios, asserts nothing.
+images are scaled, the nearest training images searched) and a rerun, in wall and CPU seconds. Prints ratios and
+times, asserts nothing.
 """
 
 from __future__ import annotations
@@ -77,16 +78,23 @@ def page_open(preset: str, subset: int, repeats: int) -> None:
         at.session_state["runs"] = [run]
         at.run()
         at.switch_page("pages/results.py").run()  # the dataset loaded, as when a learner comes from Results
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         at.switch_page("pages/inside.py").run()
-        firsts.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        firsts.append((time.perf_counter() - t0, time.process_time() - c0))
+        t0, c0 = time.perf_counter(), time.process_time()
         at.run()
-        reruns.append(time.perf_counter() - t0)
+        reruns.append((time.perf_counter() - t0, time.process_time() - c0))
         assert not at.exception, at.exception
+
+    def text(times: list[tuple[float, float]]) -> str:
+        wall, cpu = zip(*times)
+        return (f"{statistics.median(wall):.2f} s wall, {statistics.median(cpu):.2f} s CPU "
+                f"(wall: {', '.join(f'{s:.2f}' for s in wall)})")
+
     print(f"Inside page, finished {preset} run ({cfg.epochs} epochs, {len(run.snapshots.epochs)} snapshots): "
-          f"opens in {statistics.median(firsts):.2f} s (runs {', '.join(f'{s:.2f}' for s in firsts)}), "
-          f"reruns in {statistics.median(reruns):.2f} s")
+          f"opens in {text(firsts)}; reruns in {text(reruns)}")
+    print("CPU: the process's CPU seconds, a busy machine's waiting for a core left out (its BLAS may use more "
+          "than one core, so CPU can exceed wall on an idle machine)")
 
 
 def main(argv=None) -> int:

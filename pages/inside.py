@@ -241,7 +241,8 @@ def draw_journey(model, x, j, data, index: int) -> None:
 
 def draw_stats(run, frame, names, epoch: int) -> None:
     if frame.empty:
-        st.info("The statistics appear after the first epoch.")
+        st.info("This run's epochs carry no layer statistics: it was saved before MLP Lab recorded them."
+                if run.history else "The statistics appear after the first epoch.")
         return
     charts = [(title, text, inside.stat_chart(frame, keys, log, epoch))
               for keys, title, log, text in inside.STAT_VIEWS]

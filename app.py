@@ -14,7 +14,7 @@ page = st.navigation([
     st.Page("pages/results.py", title="Results", icon=":material/insights:", url_path="results"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
-    st.Page("pages/gradient_check.py", title="Gradient check", icon=":material/function:", url_path="gradient-check"),
+    st.Page("pages/gradient_check.py", title="Gradient check", icon=":material/function:", url_path="gradient_check"),
     st.Page("pages/sweep.py", title="Sweep", icon=":material/grid_view:", url_path="sweep"),
 ])
 cfg = config_sidebar()

@@ -92,9 +92,7 @@ def test_draw_keep_and_score_then_download_the_script(page, tmp_path):
 
 
 def test_gradient_check_catches_a_planted_bug_and_shows_the_damage(page):
-    page.goto(page.base_url + "/?preset=twolayernet")  # a first visit to a page's address after a start gets main
-    page.get_by_text("Preset twolayernet").wait_for(timeout=60_000)
-    page.get_by_role("link", name="Gradient check").click()
+    page.goto(page.base_url + "/gradient_check?preset=twolayernet")  # the page's address: the file's name
     page.get_by_text("Backprop agrees with the numerical gradient").wait_for(timeout=60_000)
     page.get_by_text("One numerical gradient").wait_for()
     shot(page, "draw-4-gradcheck")

@@ -5,7 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from engine import TrainConfig, build_model, gradcheck
+from engine import TrainConfig, build_model
+from engine.gradcheck import gradcheck
 from engine.layers import ACTIVATIONS
 from engine.losses import LOSSES, OUTPUTS, make_loss
 

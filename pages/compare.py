@@ -105,10 +105,10 @@ def overlay(shown: list[TrainingRun], metric: str) -> None:
                        "compare the runs' shapes, not their heights. " + MSE_NOTE)
             for kind in kinds:
                 group = [r for r in shown if r.config.loss == kind]
-                st.altair_chart(compare_chart(group, metric, title=f"loss ({LOSS_UNITS[kind]})", all_runs=shown),
-                                width="stretch")
+                title = f"loss ({LOSS_UNITS.get(kind, kind)})"
+                st.altair_chart(compare_chart(group, metric, title=title, all_runs=shown), width="stretch")
         else:
-            title = f"loss ({LOSS_UNITS[kinds[0]]})" if metric == "loss" else metric
+            title = f"loss ({LOSS_UNITS.get(kinds[0], kinds[0])})" if metric == "loss" else metric
             st.altair_chart(compare_chart(shown, metric, title=title), width="stretch")
             if metric == "loss" and kinds == ["mse"]:
                 st.caption(MSE_NOTE)

@@ -164,8 +164,7 @@ def test_no_runs_yet_says_what_to_do():
 
 def test_the_page_opens_quickly_for_a_finished_keras_mlp_run(mnist):
     """Issue 16's quality bar: under 1 s for keras-mlp (1000 units, 10 epochs of snapshots). Trained on a subset
-    to keep the test short: what the page computes does not depend on it. The bound here leaves room for a
-    busy machine; bench/inside.py prints the time too."""
+    to keep the test short: what the page computes does not depend on it. bench/inside.py prints the time too."""
     run = trained(PRESETS["keras-mlp"].config.replace(train_limit=2000), mnist)
     assert run.snapshots.epochs == list(range(11))
     at = AppTest.from_file(APP, default_timeout=120)
@@ -178,7 +177,7 @@ def test_the_page_opens_quickly_for_a_finished_keras_mlp_run(mnist):
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"\nInside page opened for a finished keras-mlp run in {seconds:.2f} s ({cpu:.2f} s of CPU)")
     assert not at.exception
-    assert seconds < 3.0
+    assert min(seconds, cpu) < 1.0  # wall time on an idle machine; CPU time where other work holds the cores
 
 
 def compare_script(runs):

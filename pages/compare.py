@@ -5,9 +5,10 @@ import streamlit as st
 from engine import PRESETS
 from ui import state
 from ui.charts import LOSS_UNITS, MSE_NOTE, compare_chart, compare_legend
+from ui.inside import mse_vs_ce_view
 from ui.live import follow
 from ui.naming import run_label
-from ui.resources import start_run
+from ui.resources import get_dataset, start_run
 from ui.runs import TrainingRun, run_from_zip, run_to_zip
 from ui.text import runs_table, table_height, upload_error
 
@@ -72,10 +73,12 @@ def page() -> None:
                    placeholder="Runs appear here after their first epoch")
     metric = st.radio("Metric", ["accuracy", "loss"], key=state.COMPARE_METRIC, horizontal=True)
     overlay_box = st.empty()
+    mse_vs_ce_view([r for r in map(state.run_by_id, st.session_state[state.COMPARE_RUNS]) if r], get_dataset)
 
     st.subheader("Download a run")
-    st.caption("A zip with the configuration (config.json), the history (history.csv) and the weights "
-               "(weights.npz) of the last completed epoch; upload it here later to inspect it again.")
+    st.caption("A zip with the configuration (config.json), the history (history.csv), the weights "
+               "(weights.npz) of the last completed epoch, and the weights kept per epoch with their statistics "
+               "(snapshots.npz, epochs.json) for the Inside page; upload it here later to inspect it again.")
     for r in runs:
         if r.model is not None and not r.in_progress and r.history:
             st.download_button(f"{r.name}", data=lambda r=r: run_to_zip(r), file_name=f"{r.id}.zip",

@@ -16,6 +16,7 @@ from ui.charts import (
 )
 from ui.diagnosis import verdict
 from ui.draw import export_buttons, my_digits_score
+from ui.inside import confusion_epoch_widget, confusion_frame_at_epoch, open_in_inside_button, predictions_at_epoch
 from ui.live import follow
 from ui.mosaic import mosaic
 from ui.resources import get_dataset
@@ -113,7 +114,16 @@ def views() -> None:
                "red, each on its own scale so a few dozen confusions stand out. Click a cell to see its images.")
     normalized = st.radio("Show", ["counts", "share of each true class"], key=state.CM_MODE,
                           horizontal=True) != "counts"
-    cm = confusion_frame(y, pred, data.class_names)
+    cm_epoch = confusion_epoch_widget(run)  # the matrix after any recorded epoch, and its cells' images
+    cm = confusion_frame_at_epoch(run, cm_epoch, data.class_names)
+    if cm is None or cm_epoch == run.epochs_done:
+        cm, cm_pred = confusion_frame(y, pred, data.class_names), pred
+    else:
+        probs_then = predictions_at_epoch(run, data, cm_epoch)  # None where that epoch's weights were thinned out
+        cm_pred = pred if probs_then is None else probs_then.argmax(axis=1)
+        if probs_then is None:
+            st.caption(f"Epoch {cm_epoch}'s weights were not kept: the matrix is that epoch's, the images below "
+                       "are sorted by the final weights.")
     cm_col, cell_col = st.columns(2)
     with cm_col:
         event = st.altair_chart(confusion_matrix_chart(cm, normalized), key=state.CM_CHART, on_select="rerun",
@@ -122,13 +132,16 @@ def views() -> None:
         picked = (event.selection.get(CM_SELECTION) or []) if event else []
         if picked:
             t, p = int(picked[0]["true"]), int(picked[0]["pred"])
-            in_cell = np.flatnonzero((y == t) & (pred == p))
+            in_cell = np.flatnonzero((y == t) & (cm_pred == p))
             names = data.class_names
             word = images_word(data.class_names)[:-1]
             st.markdown(f"**True {names[t]}, predicted {names[p]}: {len(in_cell)} {word}{'s' * (len(in_cell) != 1)}**"
                         + (" (first 40 shown)" if len(in_cell) > 40 else ""))
             if len(in_cell):
-                st.image(grid(data, in_cell[:40], pred, cols=CELL_COLS))
+                st.image(grid(data, in_cell[:40], cm_pred, cols=CELL_COLS))
+                chosen = st.selectbox("Follow one of them through the network", [int(i) for i in in_cell[:40]],
+                                      key=state.CM_FOLLOW, format_func=lambda i: f"test image {i}")
+                open_in_inside_button(chosen, key="cm_open_inside")
         else:
             st.info("Click a cell of the matrix to see the digits in it.", icon=":material/touch_app:")
 

@@ -56,12 +56,17 @@ def active_run(at: AppTest):
     return next(r for r in at.session_state["runs"] if r.id == at.session_state["active_run"])
 
 
-@pytest.mark.parametrize("page", PAGES)
+TITLES = {"pages/train.py": "Train", "pages/results.py": "Results", "pages/compare.py": "Compare",
+          "pages/inside.py": "Inside the network", "pages/draw.py": "Draw", "pages/gradient_check.py": "Gradient check",
+          "pages/data.py": "Data", "pages/sweep.py": "Sweep"}
+
+
+@pytest.mark.parametrize("page", list(TITLES))
 def test_every_page_renders_without_exception(page):
     at = new_app()
     at.switch_page(page).run()
     assert not at.exception
-    assert at.title[0].value in ("Train", "Results", "Compare")
+    assert at.title[0].value == TITLES[page]
 
 
 def test_default_config_is_the_notebook_preset():
@@ -194,6 +199,11 @@ def test_results_confusion_matrix_and_samples_redraw():
     at.radio(key="cm_mode").set_value("share of each true class").run()
     at.radio(key="mistake_kind").set_value("most confident").run()
     assert not at.exception
+    # the matrix can be scrubbed back to any epoch it was recorded after
+    scrubber = at.select_slider(key="cm_epoch")
+    assert scrubber.options == ["1", "2", "3"] and scrubber.value == 3
+    scrubber.set_value(1).run()
+    assert not at.exception and at.session_state["cm_epoch"] == 1
 
 
 def test_run_zip_round_trip_and_bad_uploads(digits):

@@ -29,6 +29,7 @@ RESULTS_RUN = "results_run"
 SAMPLE_SEED = "sample_seed"
 CM_MODE = "cm_mode"
 CM_CHART = "cm_chart"
+CM_FOLLOW = "cm_follow"  # the clicked cell's image to open on Inside
 MISTAKE_PICK = "mistake_pick"
 MORE_OPTIONS = "more_options"  # the sidebar's "More options" expander, open or not
 MORE_OPTIONS_OPEN = "more_options_open"  # its state kept past a page change (Streamlit drops the expander's then)
@@ -52,6 +53,15 @@ GC_ENTRIES = "gc_entries"
 GC_STEPS = "gc_steps"
 GC_TRAIN = "gc_train"
 GC_DAMAGE = "gc_damage"  # (config, bug, steps, (right, broken) StepsRuns): the last damage training
+# The Data page (issue 20)
+DATA_TABLE = "data_table"  # the built-in table shown
+DATA_UPLOAD = "data_upload"  # the CSV uploader
+DATA_CSV = "data_csv"  # (file name, bytes) of the CSV uploaded last: the steps after the upload survive reruns
+DATA_LABEL = "data_label"  # its label column
+DATA_REGISTER = "data_register"  # "Use this file"
+DATA_REGISTERED = "data_registered"  # (dataset name, rows dropped) of the CSV registered last
+DATA_TRAIN = "data_train"  # "Train on it", under the built-in tables
+DATA_TRAIN_UPLOAD = "data_train_upload"  # and under the upload
 
 
 def init_state() -> None:
@@ -95,6 +105,22 @@ def followed_runs() -> list:
 
 def any_run_in_progress() -> bool:
     return any(r.in_progress for r in runs())
+
+# The Inside page (issue 16)
+INSIDE_RUN = "inside_run"
+INSIDE_EPOCH = "inside_epoch"  # the epoch scrubber
+INSIDE_AT_LATEST = "inside_at_latest"  # the latest epoch when the scrubber last showed it (else None): it follows
+INSIDE_PENDING_EPOCH = "inside_pending_epoch"  # where the scrubber goes on the next run (after playing)
+INSIDE_PLAYING = "inside_playing"
+INSIDE_PLAY_AT = "inside_play_at"  # the epoch the play loop shows
+INSIDE_SORT = "inside_sort"
+INSIDE_UNIT = "inside_unit"
+INSIDE_SOURCE = "inside_source"  # where the journey's digit comes from: random, by index, from Results
+INSIDE_INDEX = "inside_index"
+INSIDE_RANDOM = "inside_random"  # seed of the random digit
+INSIDE_DIGIT = "inside_digit"  # a test image index Results sends to the journey
+INSIDE_CLASS = "inside_class"  # the class whose score the saliency explains (None: the prediction)
+CM_EPOCH = "cm_epoch"  # Results' confusion-matrix epoch scrubber
 
 # The Sweep page (issue 22)
 SWEEPS = "sweeps"  # list[ui.sweep.Sweep] of this session, oldest first

@@ -4,6 +4,7 @@ import streamlit as st
 
 from ui import state
 from ui.draw import canvas_picture, my_digits_section, runs_to_ask, show_prediction, show_steps, uploaded_picture
+from ui.inside import open_drawing_button
 from ui.resources import get_dataset
 
 
@@ -45,6 +46,7 @@ def page() -> None:
                     icon=":material/draw:")
         if prepared is not None and run is not None:
             show_prediction(run, prepared.pixels, get_dataset(dataset).class_names)
+            open_drawing_button(prepared.pixels, dataset, key="draw_open_inside")
     my_digits_section(run, picture if prepared is not None else None)
 
 

@@ -5,6 +5,7 @@ import time
 import numpy as np
 import streamlit as st
 
+from engine.data import scale_pixels
 from engine.inside import is_dense, journey, unit_inputs
 from ui import inside, state
 from ui.live import follow
@@ -157,14 +158,14 @@ def dense_sections(run, data, epoch: int):
     units_box = st.empty()
 
     st.subheader(f"One {word[:-1]}'s journey")
-    source, index = pick_digit(data)
+    pixels, true, where = pick_digit(data)
     explain = st.selectbox("Explain the score of", [None, *range(len(names))], key=state.INSIDE_CLASS,
                            format_func=lambda c: "the predicted class" if c is None else names[c],
                            help="The saliency map is the gradient of this class's score (its logit) with respect "
                                 "to the input pixels.")
     journey_box = st.empty()
     x_test = inside.scaled_test(data.name, cfg.input_scaling, data)
-    near = inside.nearest_training(data.name, index, NEAREST, data)
+    near = inside.nearest_training(data.name, pixels.tobytes(), NEAREST, data)
     st.markdown(f"**Nearest training {word}** (in pixel distance; the network's answer comes from what it "
                 f"learned from {word} like these):")
     st.image(mosaic(data.x_train[near], data.image_shape, [names[data.y_train[i]] for i in near], cols=NEAREST))
@@ -173,22 +174,31 @@ def dense_sections(run, data, epoch: int):
         with units_box.container():
             draw_units(model.linears[0].params["W"], data, x_test, model, units, unit, label, word)
         with journey_box.container():
-            x = x_test[index]
-            draw_journey(model, x, journey(model, x, explain), data, index)
+            x = scale_pixels(pixels[None], data.name, cfg.input_scaling)[0]
+            draw_journey(model, x, journey(model, x, explain), data, pixels, true, where)
 
     return draw
 
 
-def pick_digit(data) -> tuple[str, int]:
-    """Where the journey's image comes from (random, by index, sent from Results) and its test-set index."""
+def pick_digit(data) -> tuple[np.ndarray, int | None, str]:
+    """The journey's image: random, by index, sent from Results or a drawing sent from Draw.
+
+    Returns its uint8 pixels, its true class (None for a drawing) and a phrase naming it.
+    """
     options = [inside.SOURCE_RANDOM, inside.SOURCE_INDEX]
     if st.session_state.get(state.INSIDE_DIGIT) is not None:
         options.append(inside.SOURCE_RESULTS)
+    drawn = st.session_state.get(state.INSIDE_DRAWN)
+    if drawn is not None and drawn[0] == data.name:  # a drawing made for this run's kind of input
+        options.append(inside.SOURCE_DRAWN)
     if st.session_state.get(state.INSIDE_SOURCE) not in options:
         st.session_state[state.INSIDE_SOURCE] = inside.SOURCE_RANDOM
     c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-    source = c1.radio("Test image", options, key=state.INSIDE_SOURCE, horizontal=True)
+    source = c1.radio("Image", options, key=state.INSIDE_SOURCE, horizontal=True)
     n = len(data.y_test)
+    if source == inside.SOURCE_DRAWN:
+        c2.caption("The drawing from the Draw page, preprocessed as MNIST's digits were.")
+        return drawn[1], None, "Your drawing"
     if source == inside.SOURCE_INDEX:
         index = int(c2.number_input("Index in the test set", 0, n - 1, key=state.INSIDE_INDEX))
     elif source == inside.SOURCE_RESULTS:
@@ -198,7 +208,7 @@ def pick_digit(data) -> tuple[str, int]:
         if c2.button("Another one", key="inside_another", icon=":material/casino:"):
             st.session_state[state.INSIDE_RANDOM] = st.session_state.get(state.INSIDE_RANDOM, 0) + 1
         index = int(np.random.default_rng(st.session_state.get(state.INSIDE_RANDOM, 0)).integers(n))
-    return source, index
+    return data.x_test[index], int(data.y_test[index]), f"Test image **{index}**"
 
 
 def draw_units(W, data, x_test, model, units, unit, label, word) -> None:
@@ -218,17 +228,15 @@ def draw_units(W, data, x_test, model, units, unit, label, word) -> None:
         st.image(mosaic(data.x_test[top], data.image_shape, [f"z {response[i]:.2g}" for i in top], cols=6, cell=56))
 
 
-def draw_journey(model, x, j, data, index: int) -> None:
-    names, true = data.class_names, int(data.y_test[index])
-    verdict = "right" if j.prediction == true else f"wrong: it is {names[true]}"
-    st.markdown(f"Test image **{index}**: the network says **{names[j.prediction]}** "
-                f"({j.probs[j.prediction]:.0%}), {verdict}. Explained: the score of **{names[j.cls]}**.")
+def draw_journey(model, x, j, data, pixels: np.ndarray, true: int | None, where: str) -> None:
+    names = data.class_names
+    verdict = "" if true is None else ", right" if j.prediction == true else f", wrong: it is {names[true]}"
+    st.markdown(f"{where}: the network says **{names[j.prediction]}** "
+                f"({j.probs[j.prediction]:.0%}){verdict}. Explained: the score of **{names[j.cls]}**.")
     a, b, c, d = st.columns([1, 1, 1, 2])
-    a.image(inside.digit_image(data.x_test[index], data.image_shape), caption="the input")
-    b.image(inside.saliency_image(data.x_test[index], j.gradient, data.image_shape),
-            caption="saliency: d score / d pixel")
-    c.image(inside.saliency_image(data.x_test[index], j.input_times_gradient, data.image_shape),
-            caption="input × gradient")
+    a.image(inside.digit_image(pixels, data.image_shape), caption="the input")
+    b.image(inside.saliency_image(pixels, j.gradient, data.image_shape), caption="saliency: d score / d pixel")
+    c.image(inside.saliency_image(pixels, j.input_times_gradient, data.image_shape), caption="input × gradient")
     d.altair_chart(inside.probability_bars(j.probs, names, j.cls, true), width="stretch")
     st.caption("Saliency: red pixels would raise the explained class's score if they were darker, blue ones would "
                "lower it. Input × gradient keeps only what the pixels actually present contributed.")

@@ -81,6 +81,21 @@ def test_a_digit_chosen_on_results_starts_the_journey(small_run):
     assert "Test image **42**" in texts(at.markdown) and "chosen on Results" in texts(at.caption)
 
 
+def test_a_drawing_sent_from_draw_starts_the_journey(small_run, digits):
+    """The Draw page's preprocessed drawing is the journey's input: its outputs are the network's for those pixels."""
+    from engine.preprocess import preprocess
+
+    canvas = np.zeros((200, 200), np.uint8)
+    canvas[40:160, 95:110] = 255  # a vertical stroke: a 1
+    pixels = preprocess(canvas, "digits").pixels
+    at = inside_app(small_run, inside_drawn=("digits", pixels), inside_source="your drawing")
+    assert not at.exception
+    said = texts(at.markdown)
+    probs = small_run.model.predict_proba(pixels[None])[0]
+    assert f"Your drawing: the network says **{int(probs.argmax())}** ({probs.max():.0%})" in said
+    assert "wrong" not in said and "right" not in said.split("Your drawing")[1][:80]  # no true label to judge by
+
+
 def test_a_training_run_grows_the_scrubber(digits):
     run = TrainingRun(SMALL.replace(epochs=50))
     run.pause_after_epoch = True  # paused after each epoch: still in progress, and stepped by the test

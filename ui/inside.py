@@ -72,9 +72,9 @@ def scaled_test(dataset: str, scaling: str, _data: Dataset) -> np.ndarray:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def nearest_training(dataset: str, index: int, k: int, _data: Dataset) -> np.ndarray:
-    """Indices of the k training images nearest to test image `index` in pixel space."""
-    return nearest(_data.x_train, _data.x_test[index], k)
+def nearest_training(dataset: str, pixels: bytes, k: int, _data: Dataset) -> np.ndarray:
+    """Indices of the k training images nearest in pixel space to an image (its uint8 pixels as bytes)."""
+    return nearest(_data.x_train, np.frombuffer(pixels, dtype=np.uint8), k)
 
 
 def layer_names(n_layers: int) -> list[str]:
@@ -435,4 +435,12 @@ def open_in_inside_button(index: int, key: str) -> None:
         st.switch_page("pages/inside.py")
 
 
-SOURCE_RANDOM, SOURCE_INDEX, SOURCE_RESULTS = "random", "by index", "from Results"
+SOURCE_RANDOM, SOURCE_INDEX, SOURCE_RESULTS, SOURCE_DRAWN = "random", "by index", "from Results", "your drawing"
+
+
+def open_drawing_button(pixels: np.ndarray, dataset: str, key: str) -> None:
+    """For Draw: a button that opens a drawing (uint8 pixels as the dataset's rows) in the Inside page's journey."""
+    if st.button("Follow it through the network", key=key, icon=":material/route:"):
+        st.session_state[state.INSIDE_DRAWN] = (dataset, np.array(pixels, dtype=np.uint8))
+        st.session_state[state.INSIDE_SOURCE] = SOURCE_DRAWN
+        st.switch_page("pages/inside.py")

@@ -121,6 +121,7 @@ INSIDE_RANDOM = "inside_random"  # seed of the random digit
 INSIDE_DIGIT = "inside_digit"  # a test image index Results sends to the journey
 INSIDE_CLASS = "inside_class"  # the class whose score the saliency explains (None: the prediction)
 CM_EPOCH = "cm_epoch"  # Results' confusion-matrix epoch scrubber
+INSIDE_DRAWN = "inside_drawn"  # (dataset, uint8 pixels) of a drawing sent from Draw to the journey
 
 # The Sweep page (issue 22)
 SWEEPS = "sweeps"  # list[ui.sweep.Sweep] of this session, oldest first
@@ -137,3 +138,23 @@ SWEEP_X = "sweep_x"  # the heatmap's field across
 SWEEP_Y = "sweep_y"  # and down
 SWEEP_OPEN_BEST = "sweep_open_best"
 SWEEP_OPENED = "sweep_opened"  # the best point was just opened in the sidebar: say so once
+
+# Runs that last (issue 19)
+RUN_COUNTER = "run_counter"  # the last run number this session gave (run ids count per session, not per server)
+EXPERIMENT_RUNS = "experiment_runs"  # ids of the notebook experiment's two runs, started last from Compare
+
+# The sidebar's sliders, quick look and classroom links (issue 18)
+SLIDER = "_slider"  # a numeric field's slider is keyed field + SLIDER; the exact value beside it by the field
+HIDDEN_DEPTH = "hidden_depth"  # the hidden-layer count slider
+HIDDEN_WIDTH = "hidden_width_"  # + layer index: that layer's width slider
+QUICK_LOOK = "quick_look"  # train on a subset for a few epochs
+LOCKED = "locked"  # field (or "preset") -> the value a classroom link fixed
+HIDDEN = "hidden"  # the fields a classroom link hides
+URL_NOTICES = "url_notices"  # what the link asked for that was ignored, in sentences
+URL_NOTICES_DISMISS = "url_notices_dismiss"
+# The Lessons page
+LESSON = "lesson"  # the lesson shown (a link's ?lesson=)
+LESSON_SCALE = "lesson_scale"  # tests shrink a lesson's subsets and epochs by this factor (default 1)
+LESSON_GUESS = "lesson_guess_"  # + lesson id: the learner's prediction
+LESSON_RUN = "lesson_run_"  # + lesson id: the button that runs it
+LESSON_RUNS = "lesson_runs"  # lesson id -> (the prediction, the ids of its runs, its extra results)

@@ -59,6 +59,7 @@ ENDINGS = (FINISHED, STOPPED, DIVERGED, FAILED)
 POLL_SECONDS = 0.1  # how often a waiting sweep looks at its stop flag
 WORKER_EXIT_SECONDS = 10.0  # for a worker process to stop its point and exit
 CONNECT_SECONDS = 5.0  # to find a Ray head at the address given
+HEAD_START_SECONDS, HEAD_STOP_SECONDS = 90.0, 60.0  # a local Ray head's (local_ray_head)
 
 
 class SweepError(ValueError):
@@ -340,12 +341,8 @@ def connect_ray(address: str) -> None:
     global _ray_address
     if not ray_available():
         raise SweepError(RAY_INSTALL_HINT)
-    import ray
-
-    import engine
-
     with _ray_lock:
-        if ray.is_initialized():
+        if _ray_address is not None:
             if address != _ray_address:
                 raise SweepError(f"This process is connected to the Ray cluster at {_ray_address}; "
                                  "sweep there, or restart it to use another cluster.")
@@ -357,6 +354,10 @@ def connect_ray(address: str) -> None:
             raise SweepError(f"No Ray cluster answers at {address} ({err.strerror or err}). Check the address "
                              "(host:port of the head node, e.g. 127.0.0.1:6379) and that the cluster is up "
                              "(`ray start --head`).") from None
+        import ray
+
+        import engine
+
         try:  # the engine's code travels with the tasks; the cluster needs numpy, like this machine
             ray.init(address=address, runtime_env={"py_modules": [engine]}, log_to_driver=False,
                      logging_level="warning")
@@ -372,6 +373,43 @@ def disconnect_ray() -> None:
     with _ray_lock:
         ray.shutdown()
         _ray_address = None
+
+
+@contextlib.contextmanager
+def local_ray_head(num_cpus: int, port: int) -> Iterator[str]:
+    """A Ray head on this machine's loopback only (`ray start --head --block`), for tests and benchmarks; yields
+    its address. Leaving stops it: SIGTERM to `ray start --block` stops every process it started.
+
+    Ray then binds 127.0.0.1, not the machine's address, the head and this process alike: this process must
+    not have imported ray before (Ray reads the setting on import; engine.sweep imports it when connecting).
+    """
+    if "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0":
+        raise RuntimeError("local_ray_head: ray is imported already, bound to this machine's address; "
+                           "start the head first")
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    proc = subprocess.Popen([ray_cli, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port",
+                             str(port), "--num-cpus", str(num_cpus), "--include-dashboard", "false",
+                             "--disable-usage-stats"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + HEAD_START_SECONDS
+    try:
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ray start failed: {proc.stderr.read()[-2000:] if proc.poll() is not None else ''}")
+            time.sleep(0.5)
+        yield f"127.0.0.1:{port}"
+    finally:
+        if ray_available():
+            disconnect_ray()
+        proc.terminate()
+        try:
+            proc.wait(HEAD_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def ray_events(points: Sequence[SweepPoint], address: str, stop: threading.Event) -> Iterator[PointEvent]:

@@ -1,9 +1,6 @@
 """Sweeps and forks: the grid, local worker processes, a local Ray head, cancel, failures, the CLI, `fork`."""
 
-import contextlib
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -29,14 +26,13 @@ from engine.sweep import (
     best_metric,
     expand,
     fork,
+    local_ray_head,
     parse_grid,
     ray_available,
     run_sweep,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-# Ray on loopback only, the test's head and this driver alike (read when ray is imported, which the tests leave late)
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 BASE = TrainConfig(dataset="digits", hidden_sizes=(16,), activation="tanh", output="softmax", loss="cross_entropy",
                    optimizer="sgd", learning_rate=0.2, batch_size=64, epochs=2, init="xavier")
 GRID_2X2 = {"learning_rate": (0.05, 0.3), "batch_size": (32, 128)}
@@ -108,6 +104,14 @@ def test_expand_is_the_product_first_field_slowest_and_names_impossible_combinat
     assert points[2].config == BASE.replace(learning_rate=0.2)
     assert points[1].config is None and "Cross-entropy needs probabilities" in points[1].error
     assert points[0].label == "lr=0.1 output=softmax"
+
+
+def test_the_sweep_module_imports_no_ui_library_and_not_ray():
+    code = ("import sys, engine.sweep; "
+            "bad = [m for m in ('streamlit', 'altair', 'pandas', 'ray') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 # ---------------------------------------------------------------- local worker processes
@@ -214,36 +218,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def local_ray_head(num_cpus: int = 2):
-    """`ray start --head --block` on 127.0.0.1 only; SIGTERM to it stops every process it started."""
-    port = free_port()
-    proc = subprocess.Popen([shutil.which("ray") or "ray", "start", "--head", "--block", "--node-ip-address",
-                             "127.0.0.1", "--port", str(port), "--num-cpus", str(num_cpus), "--include-dashboard",
-                             "false", "--disable-usage-stats"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 90
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"ray start failed: {proc.stderr.read()[-2000:]}")
-        time.sleep(0.5)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        from engine.sweep import disconnect_ray
-
-        disconnect_ray()
-        proc.terminate()
-        proc.wait(60)
-
-
 @pytest.fixture(scope="module")
 def ray_head():
-    pytest.importorskip("ray", reason='Ray is optional: pip install "ray[default]==2.60.0"')
-    with local_ray_head() as address:
+    if not ray_available():  # not importorskip: Ray must be imported after local_ray_head says "loopback"
+        pytest.skip('Ray is optional: pip install "ray[default]==2.60.0"')
+    with local_ray_head(num_cpus=2, port=free_port()) as address:
         yield address
 
 

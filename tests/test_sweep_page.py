@@ -1,6 +1,7 @@
 """The Sweep page through AppTest: a 2-D grid on digits trains live as runs, the views fill in, the best point
 opens in the sidebar; a bad value is named under its row; a Ray address without Ray says how to install it."""
 
+import os
 import time
 
 import pytest
@@ -69,6 +70,10 @@ def test_a_2d_sweep_trains_live_as_runs_and_its_best_point_opens_in_the_sidebar(
     assert best_run.last.val_acc == max(r.last.val_acc for r in runs)
     assert f"Best so far: {best_point.label}" in texts(at.markdown)
     assert list(at.dataframe[0].value["status"]) == ["finished"] * 4
+    for other in ("pages/results.py", "pages/compare.py", "pages/inside.py"):  # the points are runs there too
+        at.switch_page(other).run()
+        assert not at.exception, other
+    at.switch_page("pages/sweep.py").run()
     at.button(key=state.SWEEP_OPEN_BEST).click().run()
     assert "The sidebar now holds the best point's setup" in texts(at.success)
     at.switch_page("app.py").run()  # the whole app, sidebar included (AppTest runs a page file alone)
@@ -113,3 +118,54 @@ def test_an_unreachable_ray_address_is_said_and_nothing_trains():
     assert not at.exception
     assert "No Ray cluster answers at 127.0.0.1:9" in texts(at.error)
     assert {r.status for r in sweep.runs.values()} == {"failed"}
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_local_ray_head_from_the_app():
+    if not ray_available():
+        pytest.skip('Ray is optional: pip install "ray[default]==2.60.0"')
+    from test_sweep import free_port
+
+    from engine.sweep import local_ray_head
+
+    with local_ray_head(num_cpus=2, port=free_port()) as address:
+        at = grid(new_app(), ("learning_rate", "0.1,0.5"), ("batch_size", "32,64"))
+        at.radio(key=state.SWEEP_WHERE).set_value("A Ray cluster").run()
+        at.text_input(key=state.SWEEP_RAY_ADDRESS).set_value(address).run()
+        at.button(key=state.SWEEP_START).click().run()
+        sweep = at.session_state[state.SWEEPS][-1]
+        sweep.join(180)
+        at.run()
+        assert not at.exception and not sweep.message
+        assert [r.status for r in sweep.runs.values()] == ["finished"] * 4
+        assert f"on the Ray cluster at {address}" in at.get("progress")[0].proto.text
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_in_the_browser_a_2d_sweep_fills_in_and_ends_with_its_views():
+    """Served for real: the default grid (learning rate x batch size) on digits; a screenshot to look at."""
+    pytest.importorskip("playwright.sync_api")
+    from test_browser import CHROMIUM, serve, shot
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    setup = ("preset=custom&dataset=digits&hidden_sizes=16&activation=tanh&output=softmax&loss=cross_entropy"
+             "&learning_rate=0.3&batch_size=64&epochs=4&init=xavier&val_split=0.2")
+    with serve() as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(f"{url}/sweep?{setup}")
+        start = page.get_by_role("button", name="Start the sweep")
+        start.wait_for(timeout=60_000)
+        page.get_by_text("6 points × 4 epochs of digits").wait_for()
+        start.click()
+        page.get_by_text("6/6 points done").wait_for(timeout=180_000)
+        page.get_by_text("Best so far:").wait_for(timeout=30_000)
+        page.get_by_test_id("stVegaLiteChart").nth(2).locator("canvas, svg").first.wait_for(timeout=30_000)
+        time.sleep(1.5)  # let vega draw
+        assert page.get_by_test_id("stException").count() == 0
+        shot(page, "sweep-2d")
+        browser.close()

@@ -205,7 +205,7 @@ def heatmap_chart(df: pd.DataFrame, x: str, y: str | None, metric: str) -> alt.L
                  alt.Tooltip("n:Q", title="points with an epoch")])
     text = base.mark_text(fontSize=13, fontWeight="bold").encode(
         text="text:N", color=alt.condition("datum.dark", alt.value("white"), alt.value("black")))
-    return (rect + text).properties(height=max(120, 60 * len(order[y])) if y else 90)
+    return (rect + text).properties(height=alt.Step(44) if y else 60)
 
 
 def curves_frame(sweep: Sweep) -> pd.DataFrame:
@@ -260,7 +260,8 @@ def parallel_frame(df: pd.DataFrame, fields: list[str], metric: str) -> pd.DataF
 
 def parallel_chart(long: pd.DataFrame, axes: list[str], metric: str) -> alt.LayerChart:
     """One line per point across every grid field and the final metric, coloured by the metric."""
-    x = alt.X("axis:N", sort=axes, title=None, axis=alt.Axis(labelAngle=0, orient="top", labelFontWeight="bold"))
+    x = alt.X("axis:N", sort=axes, title=None, axis=alt.Axis(labelAngle=0, orient="top", labelFontWeight="bold",
+                                                                labelLimit=240))
     y = alt.Y("pos:Q", axis=None, scale=alt.Scale(domain=[-0.05, 1.05]))
     lines = alt.Chart(long).mark_line(opacity=0.8, strokeWidth=2).encode(
         x=x, y=y, detail="point:N",

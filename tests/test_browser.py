@@ -74,9 +74,20 @@ def page(server):
         browser.close()
 
 
+# The README's pictures, refreshed from these shots each time the browser tests run, so they stay current:
+# the window as a visitor first sees it (docs/<page>.png), besides the whole page in artifacts/.
+DOCS = ROOT / "docs"
+README_SHOTS = {"1-train": "train", "2-results": "results", "3-compare": "compare", "inside-1-epoch6": "inside",
+                "draw-1-canvas": "draw", "draw-4-gradcheck": "gradient-check", "sweep-2d": "sweep"}
+
+
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if name in README_SHOTS:
+        DOCS.mkdir(exist_ok=True)
+        window = {"x": 0, "y": 0, "width": 1400, "height": 1000}
+        page.screenshot(path=str(DOCS / f"{README_SHOTS[name]}.png"), clip=window)
 
 
 def choose(page, label: str, option: str) -> None:

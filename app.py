@@ -15,6 +15,7 @@ page = st.navigation([
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
     st.Page("pages/gradient_check.py", title="Gradient check", icon=":material/function:", url_path="gradient_check"),
+    st.Page("pages/data.py", title="Data", icon=":material/table_chart:", url_path="data"),
     st.Page("pages/sweep.py", title="Sweep", icon=":material/grid_view:", url_path="sweep"),
 ])
 cfg = config_sidebar()

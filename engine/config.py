@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DATASET_CHOICES = {"mnist": "MNIST digits (28x28)", "fashion-mnist": "Fashion-MNIST (28x28)",
-                   "digits": "scikit-learn digits (8x8)"}
+                   "digits": "scikit-learn digits (8x8)",
+                   # tables (engine/tabular.py; an uploaded CSV joins them as csv-<hash> while the app runs)
+                   "wine": "Wine (scikit-learn: 178 wines x 13 measurements, 3 cultivars)",
+                   "breast-cancer": "Breast cancer (scikit-learn: 569 tumours x 30 measurements, 2 classes)",
+                   "iris": "Iris (scikit-learn: 150 flowers x 4 measurements, 3 species)",
+                   "wine-quality": "Red wine quality (winequality-red.csv, once uploaded on the Data page)"}
 ACTIVATION_CHOICES = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "ReLU", "leaky_relu": "Leaky ReLU (0.01)"}
 OUTPUT_CHOICES = {"sigmoid": "Sigmoid", "softmax": "Softmax", "linear": "Linear (identity)"}
 LOSS_CHOICES = {"mse": "Mean squared error", "cross_entropy": "Cross-entropy"}
@@ -26,7 +31,8 @@ INIT_CHOICES = {
     "he": "He (Kaiming) normal",
     "pytorch": "PyTorch default: W, b ~ U(±1/√fan_in)",
 }
-INPUT_SCALING_CHOICES = {"unit": "Pixels / 255, in [0, 1]", "standardize": "Standardized: (x/255 - mean) / std"}
+INPUT_SCALING_CHOICES = {"unit": "Pixels / 255, in [0, 1]", "standardize": "Standardized: (x/255 - mean) / std",
+                         "minmax": "Min-max: each feature's training range to [0, 1] (tables)"}
 BACKEND_CHOICES = {"numpy": "NumPy engine (textbook + speed-ups)", "textbook": "NumPy engine, textbook code only",
                    "torch": "PyTorch"}
 DEVICE_CHOICES = {"auto": "auto", "cpu": "cpu", "cuda": "cuda", "mps": "mps"}
@@ -70,7 +76,8 @@ class TrainConfig:
     hidden_sizes: tuple[int | str, ...] = option(
         (64, 16), "Hidden layer sizes", "The hidden layers, comma-separated: 64,16 is two dense layers of 64 and 16 "
         "units; empty: none (softmax regression). A dense layer may add batch normalization and its own dropout "
-        "(144bn.3: 144 units, batch norm, dropout 0.3); convolutions come first: c32k5 (32 filters 5x5, 'same' "
+        "(144bn.3: 144 units, batch norm, dropout 0.3, in the Keras tutorial's order: dense, activation, batch norm, "
+        "dropout); convolutions come first: c32k5 (32 filters 5x5, 'same' "
         "padding; c32k5v: 'valid'), p2 (2x2 max pooling), d.25 (dropout 0.25), e.g. c32k5,p2,c64k2,p2,d.25,1000.",
         flag="--hidden")
     activation: str = option("sigmoid", "Hidden activation", "The non-linearity after each hidden layer.",
@@ -107,8 +114,17 @@ class TrainConfig:
                           "speed-ups) or PyTorch.", choices=BACKEND_CHOICES, user=True)
     device: str = option("auto", "Device (PyTorch)", "auto picks a CUDA GPU when there is one, then Apple's MPS, "
                          "then the CPU.", choices=DEVICE_CHOICES, user=True)
+    patience: int = option(0, "Early stopping patience", "Stop after this many epochs without the validation loss "
+                           "(the training loss without a validation split) improving by min_delta, and keep the "
+                           "best epoch's weights; 0 = off.", low=0, high=1000)
+    min_delta: float = option(0.0, "Early stopping min delta", "How much lower the watched loss must be than the "
+                              "best so far to count as an improvement.", low=0)
 
     def __post_init__(self) -> None:
+        if self.dataset not in DATASET_CHOICES and str(self.dataset).startswith("csv-"):
+            from engine.tabular import restore_upload
+
+            restore_upload(self.dataset)  # a run trained on an upload, reloaded after a restart
         object.__setattr__(self, "hidden_sizes", tuple(normalize_token(h) for h in self.hidden_sizes))
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
         if self.train_limit == 0:  # 0 means "all", as in the sidebar
@@ -116,6 +132,12 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             check_value(f.name, getattr(self, f.name))
         check_network_size(self.hidden_sizes, IMAGE_SIDES.get(self.dataset))
+        if self.input_scaling == ("minmax" if self.dataset in IMAGE_SIDES else "unit"):
+            raise ConfigError("input_scaling", "Input scaling: min-max is for tables (wine, an uploaded CSV), pixels "
+                                               "/ 255 for images; standardized suits both."
+                              if self.dataset in IMAGE_SIDES else
+                              "Input scaling: this dataset is a table; scale it min-max (each feature's training "
+                              "range to [0, 1]) or standardized, not as pixels / 255.")
         if self.loss == "cross_entropy" and self.output == "linear":
             raise ConfigError("loss", "Cross-entropy needs probabilities: pick a softmax or sigmoid output "
                                       "(a linear output can only be trained with mean squared error).")
@@ -212,7 +234,7 @@ IMAGE_SIDES = {"mnist": 28, "fashion-mnist": 28, "digits": 8}
 MAX_KERNEL = 15
 # What engine.model.build_model and every backend can make so far: "dense"; then "batch_norm" (144bn),
 # "dropout" (a layer's own dropout, 144.3, and d.25), "conv" and "pool".
-BUILT_KINDS = {"dense"}
+BUILT_KINDS = {"dense", "batch_norm", "dropout"}
 
 
 @dataclass(frozen=True)
@@ -383,6 +405,19 @@ class Preset:
     config: TrainConfig = field(repr=False)
 
 
+# A wide network on a 1,000-image subset memorises it within a few epochs while the validation loss turns up; the
+# variants fight that (bench/overfit.py runs them and writes the README's table).
+OVERFIT_MNIST = TrainConfig(hidden_sizes=(512, 512), activation="relu", output="softmax", loss="cross_entropy",
+                            optimizer="adam", learning_rate=1e-3, batch_size=32, epochs=40, init="he", val_split=0.05,
+                            train_limit=1000)
+OVERFIT_VARIANTS = [  # preset name, what it adds, the changes
+    ("overfit-mnist", "", {}),
+    ("overfit-mnist-dropout", ", dropout 0.5", {"dropout": 0.5}),
+    ("overfit-mnist-l2", ", L2 1e-3", {"l2": 1e-3}),
+    ("overfit-mnist-bn", ", batch norm", {"hidden_sizes": ("512bn", "512bn")}),
+    ("overfit-mnist-early", ", early stopping (patience 5)", {"patience": 5}),
+]
+
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("notebook-mse", "NumPy notebook: sigmoid MLP, mean squared error", "94.68%",
            TrainConfig(hidden_sizes=(64, 16), activation="sigmoid", output="sigmoid", loss="mse",
@@ -405,4 +440,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("twolayernet", "TwoLayerNet (with numerical gradient check)", "not reported (~97%)",
            TrainConfig(hidden_sizes=(50,), activation="relu", output="softmax", loss="cross_entropy",
                        optimizer="sgd", learning_rate=0.1, batch_size=100, epochs=17, init="small")),
+    Preset("wine-quality", "Kaggle Intro to Deep Learning: red wine quality (upload winequality-red.csv on the Data "
+           "page), batch norm and dropout", "69% train, 62% validation, 60% test",
+           TrainConfig(dataset="wine-quality", hidden_sizes=("144bn.3", "144bn.3", "16bn"), activation="relu",
+                       output="softmax", loss="cross_entropy", optimizer="adam", learning_rate=0.000056194,
+                       batch_size=128, epochs=1000, init="xavier", input_scaling="minmax", val_split=0.1)),
+    *(Preset(name, f"Overfitting: 784-512-512-10 on 1,000 MNIST images{what}", "see the README's overfitting table",
+             OVERFIT_MNIST.replace(**changes)) for name, what, changes in OVERFIT_VARIANTS),
 ]}

@@ -48,12 +48,15 @@ PIXEL_STATS: dict[str, tuple[float, float]] = {
     "fashion-mnist": (0.2860, 0.3530),
     "digits": (0.3053, 0.3758),
 }
-INPUT_SCALINGS = ("unit", "standardize")
+INPUT_SCALINGS = ("unit", "standardize", "minmax")
 INPUT_SCALING_LABELS = {"unit": "Pixels / 255, in [0, 1]", "standardize": "Standardized: (x/255 - mean) / std"}
 
 
 def scale_pixels(x: np.ndarray, dataset: str, scaling: str = "unit", dtype=np.float32) -> np.ndarray:
-    """uint8 pixel rows -> float network inputs, as the config's input scaling says."""
+    """uint8 pixel rows -> float network inputs, as the config's input scaling says; a tabular dataset's rows are
+    scaled by its training rows' statistics (Dataset.scale)."""
+    if dataset not in PIXEL_STATS:
+        return load_dataset(dataset).scale(x, scaling, dtype)
     out = x.astype(dtype)
     if scaling == "standardize":
         mean, std = PIXEL_STATS[dataset]
@@ -73,15 +76,35 @@ DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images as uint8 rows of pixels (n, h*w), labels as int64 (n,)."""
+    """Images as uint8 rows of pixels (n, h*w), or a table's rows as float32 features (n, d) with their names and
+    no image (image_shape None: engine/tabular.py); labels as int64 (n,)."""
 
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, int] | None
     class_names: tuple[str, ...]
+    feature_names: tuple[str, ...] = ()  # a table's columns
+    description: str = ""
+
+    @property
+    def is_tabular(self) -> bool:
+        return self.image_shape is None
+
+    @functools.cached_property
+    def feature_ranges(self) -> dict[str, np.ndarray]:
+        """Per feature, over the training rows: min, max, mean and std (what the input scalings are fitted on)."""
+        x = self.x_train.astype(np.float64)
+        return {"min": x.min(axis=0), "max": x.max(axis=0), "mean": x.mean(axis=0), "std": x.std(axis=0)}
+
+    def scale(self, x: np.ndarray, scaling: str, dtype=np.float32) -> np.ndarray:
+        """A table's rows as network inputs: `minmax` maps each feature's training range to [0, 1] (scikit-learn's
+        MinMaxScaler, as the Kaggle course), `standardize` to mean 0 and std 1; a constant feature becomes 0."""
+        r = self.feature_ranges
+        low, spread = (r["min"], r["max"] - r["min"]) if scaling == "minmax" else (r["mean"], r["std"])
+        return ((x - low) / np.where(spread > 0, spread, 1)).astype(dtype)
 
     @property
     def n_features(self) -> int:
@@ -232,10 +255,17 @@ def _load_digits() -> Dataset:
                    class_names=DIGIT_CLASSES)
 
 
+def _load_tabular(name: str) -> Dataset:
+    from engine.tabular import load_builtin
+
+    return load_builtin(name)
+
+
 DATASETS: dict[str, Callable[[], Dataset]] = {
     "mnist": _load_mnist,
     "fashion-mnist": _load_fashion_mnist,
     "digits": _load_digits,
+    **{name: functools.partial(_load_tabular, name) for name in ("wine", "breast-cancer", "iris", "wine-quality")},
 }
 DATASET_LABELS = {"mnist": "MNIST digits (28x28)", "fashion-mnist": "Fashion-MNIST (28x28)",
                   "digits": "scikit-learn digits (8x8)"}
@@ -243,7 +273,12 @@ DATASET_LABELS = {"mnist": "MNIST digits (28x28)", "fashion-mnist": "Fashion-MNI
 
 @functools.lru_cache(maxsize=4)
 def load_dataset(name: str = "mnist") -> Dataset:
-    """Load a registered dataset once per process; its arrays are read-only."""
+    """Load a registered dataset once per process (an uploaded CSV kept from an earlier one too); its arrays are
+    read-only."""
+    if name not in DATASETS:
+        from engine.tabular import restore_upload
+
+        restore_upload(name)
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     ds = DATASETS[name]()

@@ -132,3 +132,46 @@ class Dropout(Layer):
 
 
 ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "leaky_relu": LeakyReLU}
+
+
+class BatchNorm(Layer):
+    """Batch normalization of each unit: y = gamma * (x - mean) / sqrt(var + eps) + beta.
+
+    Training normalizes with the batch's own mean and (biased) variance and moves the running averages
+    towards them, PyTorch's convention: running = (1 - momentum) * running + momentum * batch, momentum 0.1,
+    the running variance unbiased (n / (n - 1)), eps 1e-5. Keras writes the same rule with its momentum
+    0.99 = 1 - 0.01 for the old value (so it averages over ~100 batches, PyTorch over ~10) and eps 1e-3.
+    Evaluation (train=False) normalizes with the running averages. `params` {"gamma", "beta"} are learnt;
+    `state` {"running_mean", "running_var"} is not, but is saved with the model.
+    """
+
+    def __init__(self, n: int, dtype=np.float32, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.params = {"gamma": np.ones(n, dtype=dtype), "beta": np.zeros(n, dtype=dtype)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.state = {"running_mean": np.zeros(n, dtype=dtype), "running_var": np.ones(n, dtype=dtype)}
+        self.momentum, self.eps = momentum, eps
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """x: (batch, n) -> y: (batch, n)."""
+        if train:
+            mean, var = x.mean(axis=0), x.var(axis=0)
+            n, m = len(x), self.momentum
+            self.state["running_mean"][...] = (1 - m) * self.state["running_mean"] + m * mean
+            self.state["running_var"][...] = (1 - m) * self.state["running_var"] + m * var * n / max(n - 1, 1)
+        else:
+            mean, var = self.state["running_mean"], self.state["running_var"]
+        self.inv_std = 1 / np.sqrt(var + self.eps)
+        self.x_hat = (x - mean) * self.inv_std
+        return self.params["gamma"] * self.x_hat + self.params["beta"]
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """dL/dy (batch, n) -> dL/dx, through the batch's mean and variance; fills dL/dgamma and dL/dbeta (n,)."""
+        self.grads["gamma"][...] = (grad_out * self.x_hat).sum(axis=0)
+        self.grads["beta"][...] = grad_out.sum(axis=0)
+        d_hat = grad_out * self.params["gamma"]
+        n = len(grad_out)
+        return self.inv_std / n * (n * d_hat - d_hat.sum(axis=0) - self.x_hat * (d_hat * self.x_hat).sum(axis=0))
+
+    def __repr__(self) -> str:
+        return f"BatchNorm({len(self.params['gamma'])})"

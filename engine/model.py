@@ -9,7 +9,7 @@ import numpy as np
 
 from engine.config import TrainConfig
 from engine.data import scale_pixels
-from engine.layers import ACTIVATIONS, Dropout, Layer, Linear
+from engine.layers import ACTIVATIONS, BatchNorm, Dropout, Layer, Linear
 from engine.losses import Loss, apply_output, make_loss
 
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating a whole split
@@ -63,6 +63,21 @@ class MLP:
         """'0.W', '0.b', '1.W', ...: the names weights are saved under (i counts the Linear layers)."""
         return {f"{i}.{k}": lin.params[k] for i, lin in enumerate(self.linears) for k in ("W", "b")}
 
+    def named_arrays(self) -> dict[str, np.ndarray]:
+        """Every array the trained network is, in layer order (get_weights' order): the Linear layers' '0.W', '0.b',
+        ... and each batch norm's 'bn0.gamma', 'bn0.beta' and its running averages 'bn0.running_mean',
+        'bn0.running_var' (learnt from the data, not by gradient, so not among `parameters`)."""
+        arrays: dict[str, np.ndarray] = {}
+        n_bn = 0
+        for layer in self.layers:
+            if isinstance(layer, BatchNorm):
+                arrays.update({f"bn{n_bn}.{k}": a for k, a in {**layer.params, **layer.state}.items()})
+                n_bn += 1
+            elif isinstance(layer, Linear):
+                i = sum(k.endswith(".W") for k in arrays)
+                arrays.update({f"{i}.{k}": a for k, a in layer.params.items()})
+        return arrays
+
     @property
     def n_params(self) -> int:
         return sum(p.size for p, _ in self.parameters())
@@ -107,11 +122,11 @@ class MLP:
         return x.astype(self.dtype, copy=False)
 
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of the parameters, in layer order."""
-        return [p.copy() for p, _ in self.parameters()]
+        """Copies of the parameters (and batch norm's running averages), in layer order: `named_arrays`."""
+        return [a.copy() for a in self.named_arrays().values()]
 
     def set_weights(self, arrays: list[np.ndarray]) -> None:
-        for (p, _), a in zip(self.parameters(), arrays, strict=True):
+        for p, a in zip(self.named_arrays().values(), arrays, strict=True):
             if p.shape != a.shape:
                 raise ValueError(f"Weight shape mismatch: model has {p.shape}, given {a.shape}")
             p[...] = a
@@ -119,7 +134,7 @@ class MLP:
     def save(self, path: str | Path) -> None:
         """Weights to .npz, with the config as JSON beside them inside the same file."""
         config = json.dumps(self.config.to_dict() if self.config else {})
-        np.savez(path, config=np.array(config), **dict(zip(self.named_parameters(), self.get_weights())))
+        np.savez(path, config=np.array(config), **self.named_arrays())
 
     def __repr__(self) -> str:
         return f"MLP({', '.join(map(repr, self.layers))}; {self.loss!r})"
@@ -129,15 +144,21 @@ def build_model(cfg: TrainConfig, n_features: int, n_classes: int, dtype=np.floa
                 seed: int | None = None) -> MLP:
     """The network a config describes, with seeded initial weights (drawn in float64, then cast).
 
-    Each dense hidden layer is Linear -> activation [-> dropout]; the last Linear's output goes to the loss.
+    Each dense hidden layer is Linear -> activation [-> batch norm] [-> dropout]; a dropout token (d.25) is a
+    Dropout layer; the last Linear's output goes to the loss.
     """
     streams = seed_streams(cfg.seed if seed is None else seed)
     init_rng, dropout_rng = np.random.default_rng(streams["init"]), np.random.default_rng(streams["dropout"])
     layers: list[Layer] = []
     n_in = n_features
     for spec in cfg.layer_specs:
+        if spec.kind == "dropout":  # d.25: a Dropout layer where the token stands
+            layers.append(Dropout(spec.dropout, dropout_rng))
+            continue
         W, b = init_weights(cfg.init, n_in, spec.size, init_rng)
         layers += [Linear(W.astype(dtype), b.astype(dtype)), ACTIVATIONS[cfg.activation]()]
+        if spec.batch_norm:  # after the activation, the Keras tutorial's order: Dense(relu) -> BatchNormalization
+            layers.append(BatchNorm(spec.size, dtype))
         p = cfg.dropout if spec.dropout is None else spec.dropout
         if p > 0:
             layers.append(Dropout(p, dropout_rng))
@@ -163,7 +184,7 @@ def load_model(path: str | Path) -> MLP:
         arrays = {k: f[k] for k in f.files if k != "config"}
     n_features, n_classes = _io_sizes(arrays, path)
     model = build_model(cfg, n_features, n_classes)
-    expected = model.named_parameters()
+    expected = model.named_arrays()
     if set(arrays) != set(expected):
         raise ValueError(f"{Path(path).name}: arrays {sorted(arrays)} do not match the configured "
                          f"network, which needs {sorted(expected)}")

@@ -170,11 +170,14 @@ class PointEvent:
         return self.kind in ENDINGS
 
 
-def point_events(point: SweepPoint, data: Dataset, should_stop=None) -> Iterator[PointEvent]:
-    """Train one point, yielding its events; never raises for a training's own failure (it ends FAILED)."""
+def point_events(point: SweepPoint, data: Dataset | None = None, should_stop=None) -> Iterator[PointEvent]:
+    """Train one point on `data` (None: its dataset, loaded here), yielding its events; never raises for the
+    point's own failure, a dataset that cannot be loaded included (it ends FAILED)."""
     yield PointEvent(point.index, STARTED)
     cfg, done = point.config, 0
     try:
+        if data is None:
+            data = load_dataset(cfg.dataset)
         model = build_model(cfg, data.n_features, data.n_classes)
         for result in train(cfg, data, model=model, should_stop=should_stop):
             done = result.epoch
@@ -221,7 +224,7 @@ def worker_main() -> None:
     threading.Thread(target=read, daemon=True).start()
     while (point := points.get()) is not None:
         events = ([PointEvent(point.index, STOPPED)] if stop.is_set() else
-                  point_events(point, load_dataset(point.config.dataset), should_stop=stop.is_set))
+                  point_events(point, should_stop=stop.is_set))
         for event in events:
             pickle.dump(event, out)
             out.flush()

@@ -3,9 +3,10 @@ divergence, and what an epoch's evaluation records. The loops themselves are in 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -52,6 +53,9 @@ class EpochResult:
     eval_seconds: float = 0.0
     layer_stats: tuple[dict[str, float], ...] = field(default=())  # one dict per Linear layer
     test_confusion: tuple[tuple[int, ...], ...] = field(default=())  # [true][predicted] counts on the test set
+    # early stopping ended the run after this epoch and gave the model back the weights of epoch `kept_epoch`
+    # (whose line of the history measures them); None on every other epoch
+    kept_epoch: int | None = None
 
     @property
     def class_accuracy(self) -> tuple[float, ...]:
@@ -203,6 +207,41 @@ def evaluate_epoch(model: MLP, splits: Splits, epoch: int, train_seconds: float,
     eval_seconds = time.perf_counter() - t_start
     return EpochResult(epoch, train_loss, train_acc, test_loss, test_acc, val_loss, val_acc,
                        train_seconds + eval_seconds, train_seconds, eval_seconds, stats, confusion_tuple(confusion))
+
+
+class EarlyStopping:
+    """The config's early stopping: watch the validation loss (the training loss without a validation split) and
+    stop once `patience` epochs in a row have not lowered it by more than `min_delta`; keep the best epoch's weights.
+
+    Keras' EarlyStopping(patience, min_delta, restore_best_weights=True), with PyTorch Lightning's strict
+    improvement: a loss counts as better when it is below best - min_delta.
+    """
+
+    def __init__(self, cfg: TrainConfig, model: MLP) -> None:
+        self.patience, self.min_delta, self.model = cfg.patience, cfg.min_delta, model
+        self.best_loss, self.best_epoch, self.wait = math.inf, 0, 0
+        self.best_weights: list[np.ndarray] | None = None
+
+    def check(self, result: EpochResult) -> EpochResult:
+        """The epoch's result, marked with `kept_epoch` when training should stop after it; remembers the best."""
+        if not self.patience:
+            return result
+        loss = result.train_loss if result.val_loss is None else result.val_loss
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.wait = loss, result.epoch, 0
+            self.best_weights = self.model.get_weights()  # the learner's model holds this epoch's weights now
+        else:
+            self.wait += 1
+        return replace(result, kept_epoch=self.best_epoch) if self.stopped else result
+
+    @property
+    def stopped(self) -> bool:
+        """Patience has run out: training ends at this epoch."""
+        return bool(self.patience) and self.wait >= self.patience
+
+    def restore(self) -> None:
+        """The best epoch's weights back into the model."""
+        self.model.set_weights(self.best_weights)
 
 
 def diverged(cfg: TrainConfig, history: list[EpochResult], epoch: int, batch: int) -> TrainingDiverged:

@@ -141,6 +141,18 @@ def test_a_failed_diverged_or_impossible_point_ends_with_its_error_and_the_other
     assert status[3][0] == FAILED and "ValueError: No training examples are left" in status[3][1]
 
 
+def test_a_dataset_that_cannot_be_loaded_fails_its_point_with_the_reason(monkeypatch):
+    import engine.sweep
+
+    def missing(name):
+        raise FileNotFoundError(f"{name} is not installed")
+
+    monkeypatch.setattr(engine.sweep, "load_dataset", missing)
+    events = list(engine.sweep.point_events(expand(BASE, {})[0]))
+    assert [e.kind for e in events] == [STARTED, FAILED]
+    assert events[1].message == "FileNotFoundError: digits is not installed"
+
+
 def test_cancel_stops_every_point_and_keeps_the_epochs_done():
     points = expand(BASE.replace(epochs=1000), {"learning_rate": (0.05, 0.1, 0.2, 0.3)})
     stop, seen = threading.Event(), []

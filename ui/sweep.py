@@ -45,8 +45,12 @@ class SweepRun(TrainingRun):
     """A point of a sweep, shown as a run: trained in a worker process or a Ray task, filled in from its events."""
 
     def begin(self) -> None:
-        """Its initial weights (the engine draws them from the seed, as the worker does) as epoch 0."""
-        data = load_dataset(self.config.dataset)
+        """Its initial weights (the engine draws them from the seed, as the worker does) as epoch 0; none where its
+        dataset cannot be loaded (its worker then says why, and it fails)."""
+        try:
+            data = load_dataset(self.config.dataset)
+        except (OSError, ValueError):
+            return
         self.model = build_model(self.config, data.n_features, data.n_classes)
         self.n_params = self.model.n_params
         self.snapshots = Snapshots(SNAPSHOT_BYTES)

@@ -19,6 +19,7 @@ from engine.data import Dataset
 from engine.model import MLP, build_model, seed_streams
 from engine.optim import make_optimizer
 from engine.train import (
+    EarlyStopping,
     EpochResult,
     OnBatch,
     ShouldStop,
@@ -55,10 +56,15 @@ class TextbookStep:
 
 def fit(cfg: TrainConfig, model: MLP, splits: Splits, step, should_stop: ShouldStop | None = None,
         on_batch: OnBatch | None = None) -> Iterator[EpochResult]:
-    """Shuffle, step through the batches, evaluate, yield; `step` is a TextbookStep or a FastStep."""
+    """Shuffle, step through the batches, evaluate, yield; `step` is a TextbookStep or a FastStep.
+
+    With early stopping (cfg.patience) the last result yielded carries `kept_epoch`, and the model then holds that
+    epoch's weights.
+    """
     rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])
     X, Y = step.x_train, splits.y_train
     history: list[EpochResult] = []
+    early = EarlyStopping(cfg, model)
     before = linear_weights(model)  # the weights each epoch starts from: its update ratio's reference
     try:
         for epoch in range(1, cfg.epochs + 1):
@@ -80,10 +86,15 @@ def fit(cfg: TrainConfig, model: MLP, splits: Splits, step, should_stop: ShouldS
                 before = linear_weights(model)
             if not (math.isfinite(result.train_loss) and math.isfinite(result.test_loss)):
                 raise diverged(cfg, history, epoch, len(batches))
+            result = early.check(result)
             history.append(result)
             yield result
+            if early.stopped:
+                return
     finally:  # stopped, diverged, closed or done: the learner's model gets every row back
         step.end_epoch()
+        if early.stopped:  # then the best epoch's weights (also where the caller stops asking at this epoch)
+            early.restore()
 
 
 def textbook_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, should_stop: ShouldStop | None = None,

@@ -20,6 +20,7 @@ from engine.data import Dataset
 from engine.model import MLP, build_model, seed_streams
 from engine.train import (
     PROBE_ROWS,
+    EarlyStopping,
     EpochResult,
     OnBatch,
     ShouldStop,
@@ -392,6 +393,7 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
     probe = splits.x_test[:PROBE_ROWS]
     before = linear_weights(model)  # the weights each epoch starts from: its update ratio's reference
     history: list[EpochResult] = []
+    early = EarlyStopping(cfg, model)
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         batches = batch_order(rng, len(splits.y_train), cfg.batch_size)
@@ -418,8 +420,15 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
         val = metrics.get("val", (None, None, None))
         result = EpochResult(epoch, *metrics["train"][:2], *metrics["test"][:2], val[0], val[1],
                              t2 - t0, t1 - t0, t2 - t1, stats, confusion_tuple(metrics["test"][2]))
+        result = early.check(result)
         history.append(result)
-        yield result
+        try:
+            yield result
+        finally:  # early stopping: the model keeps the best epoch's weights, also where the caller stops asking here
+            if early.stopped:
+                early.restore()
+        if early.stopped:
+            return
 
 
 @torch.no_grad()

@@ -284,6 +284,54 @@ class FastDropout(Buffered, textbook.Dropout):
         return grad_out
 
 
+class FastBatchNorm(Buffered, textbook.BatchNorm):
+    """Batch normalization into buffers; shares gamma, beta and the running averages with its textbook layer."""
+
+    def __init__(self, layer: textbook.BatchNorm) -> None:
+        super().__init__(len(layer.params["gamma"]), layer.params["gamma"].dtype, layer.momentum, layer.eps)
+        self.params, self.state = layer.params, layer.state
+        del self.grads  # a twin's gradients are scaled_grads (see the module's docstring)
+        self.scaled_grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        if train:
+            mean, var = x.mean(axis=0), x.var(axis=0)
+            n, m = len(x), self.momentum
+            rm, rv = self.state["running_mean"], self.state["running_var"]
+            rm *= 1 - m
+            rm += m * mean
+            rv *= 1 - m
+            rv += (m * n / max(n - 1, 1)) * var
+        else:
+            mean, var = self.state["running_mean"], self.state["running_var"]
+        var = var + self.eps
+        self.inv_std = np.sqrt(var, out=var)
+        np.reciprocal(self.inv_std, out=self.inv_std)
+        x_hat = self._buffer("x_hat", x.shape, x.dtype)
+        np.subtract(x, mean, out=x_hat)
+        x_hat *= self.inv_std
+        self.x_hat = x_hat
+        out = self._buffer("out", x.shape, x.dtype)
+        np.multiply(x_hat, self.params["gamma"], out=out)
+        out += self.params["beta"]
+        return out
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        x_hat, n = self.x_hat, len(grad_out)
+        prod = self._buffer("prod", grad_out.shape, grad_out.dtype)
+        np.multiply(grad_out, x_hat, out=prod)
+        column_sums(prod, out=self.scaled_grads["gamma"])
+        column_sums(grad_out, out=self.scaled_grads["beta"])
+        # dL/dx = inv_std / n * gamma * (n g - sum(g) - x_hat * sum(g * x_hat)), per unit
+        dx = self._buffer("dx", grad_out.shape, grad_out.dtype)
+        np.multiply(x_hat, self.scaled_grads["gamma"], out=dx)
+        dx += self.scaled_grads["beta"]
+        np.multiply(grad_out, n, out=prod)
+        np.subtract(prod, dx, out=dx)
+        dx *= self.params["gamma"] * self.inv_std / n
+        return dx
+
+
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Logistic function 1 / (1 + exp(-x)).
 
@@ -307,6 +355,8 @@ def fast_twin(layer: textbook.Layer, needs_input_grad: bool = True) -> textbook.
         return FastLeakyReLU(layer.slope)
     if isinstance(layer, textbook.Dropout):
         return FastDropout(layer.p, layer.rng)
+    if isinstance(layer, textbook.BatchNorm):
+        return FastBatchNorm(layer)
     return TWINS[type(layer)]()
 
 

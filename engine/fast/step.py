@@ -30,6 +30,7 @@ from engine.fast.model import twin
 from engine.fast.optim import FAST_OPTIMIZERS
 from engine.fast.parallel import MIN_ROWS_PER_WORKER, PARALLEL_MAX_WORKERS, ParallelStep, cpu_share
 from engine.fast.trim import TrimmedInputs, live_inputs
+from engine.layers import BatchNorm
 from engine.model import MLP
 from engine.optim import make_optimizer
 from engine.train import Splits
@@ -77,7 +78,13 @@ class FastStep:
 
     def _candidates(self, cfg: TrainConfig, sparse_ok: bool, workers: int | None,
                     sparse: bool | None) -> list[Variant]:
-        """The variants worth measuring; `workers` or `sparse` given fix that choice instead."""
+        """The variants worth measuring; `workers` or `sparse` given fix that choice instead.
+
+        Never threads for a network with batch normalization: each worker would normalize its share of the
+        batch by that share's mean and variance, not the whole batch's, and train a different network.
+        """
+        if any(isinstance(layer, BatchNorm) for layer in self.model.layers):
+            workers = 1
         threads = [workers] if workers is not None else [1]
         if workers is None and self.net.n_params >= PARALLEL_MIN_PARAMS:
             n = min(self.share.workers(), PARALLEL_MAX_WORKERS, cfg.batch_size // MIN_ROWS_PER_WORKER)
@@ -158,7 +165,8 @@ class FastStep:
         self._stack = self._parallel = self._running = None
 
     def _record_grads(self) -> None:
-        """dL/dθ of this batch into the learner's layers' `grads`, before the optimizer uses these as scratch."""
+        """dL/dθ of this batch into the learner's layers' `grads` (Linear and BatchNorm), before the optimizer uses
+        these as scratch."""
         for k, (lin, fast) in enumerate(zip(self.model.linears, self.net.linears)):
             W, b = fast.scaled_grads["W"], fast.scaled_grads["b"]
             lin.grads["b"][...] = b / self.scale
@@ -166,3 +174,7 @@ class FastStep:
                 self.trimmed.full_grad(W / self.scale, lin.grads["b"], lin.grads["W"])
             else:
                 lin.grads["W"][...] = W / self.scale
+        fast_norms = (layer for layer in self.net.layers if isinstance(layer, BatchNorm))
+        for norm, fast in zip((layer for layer in self.model.layers if isinstance(layer, BatchNorm)), fast_norms):
+            for k, g in fast.scaled_grads.items():
+                norm.grads[k][...] = g / self.scale

@@ -105,7 +105,8 @@ def sparse_pays(cfg: TrainConfig, x_train: np.ndarray, live: np.ndarray) -> np.n
     It may pay for a first layer of at least SPARSE_MIN_UNITS units, when a batch drawn at random is
     expected to have at least SPARSE_MIN_SHARE of the live columns zero throughout.
     """
-    units = cfg.hidden_sizes[0] if cfg.hidden_sizes else 0
+    first = cfg.layer_specs[0] if cfg.hidden_sizes else None
+    units = first.size if first is not None and first.kind == "dense" else 0
     if units < SPARSE_MIN_UNITS:
         return None
     sample = x_train[::max(1, len(x_train) // SPARSE_SAMPLE_ROWS), live]

@@ -30,7 +30,7 @@ def new_app(**changes) -> AppTest:
 
 def grid(at: AppTest, *rows: tuple[str, str]) -> AppTest:
     for i, (name, values) in enumerate(rows):
-        at.selectbox(key=f"{state.SWEEP_FIELD}_{i}").set_value(name)
+        at.selectbox(key=f"{state.SWEEP_FIELD}_{i}").set_value(name).run()  # its values box opens
         at.text_input(key=f"{state.SWEEP_VALUES}_{i}").set_value(values)
     for i in range(len(rows), 3):
         at.selectbox(key=f"{state.SWEEP_FIELD}_{i}").set_value("")
@@ -78,6 +78,18 @@ def test_a_2d_sweep_trains_live_as_runs_and_its_best_point_opens_in_the_sidebar(
     assert "The sidebar now holds the best point's setup" in texts(at.success)
     at.switch_page("app.py").run()  # the whole app, sidebar included (AppTest runs a page file alone)
     assert at.session_state[state.CONFIG] == best_run.config
+
+
+def test_a_3_field_grid_shows_the_mean_over_the_third_and_every_view():
+    at = grid(new_app(epochs=1), ("learning_rate", "0.1,0.5"), ("batch_size", "32"), ("seed", "0,1"))
+    at.button(key=state.SWEEP_START).click().run()
+    sweep = at.session_state[state.SWEEPS][-1]
+    sweep.join(120)
+    at.run()
+    assert not at.exception
+    assert "Each cell is the mean over the other settings' values." in texts(at.caption)
+    assert len(at.get("vega_lite_chart")) == 3
+    assert list(at.dataframe[0].value["Seed"]) == ["0", "1", "0", "1"]
 
 
 def test_cancel_stops_every_point_and_keeps_its_epochs():

@@ -42,11 +42,6 @@ from engine.data import Dataset, load_dataset
 from engine.model import build_model
 from engine.train import EpochResult, TrainingDiverged, train
 
-
-def available_cores() -> int:
-    """The cores this process may run on: a local sweep's default number of worker processes."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
 RAY_VERSION = "2.60.0"
 RAY_INSTALL_HINT = (f'Sweeps on a Ray cluster need Ray, which is not installed. Install it with '
                     f'`pip install "ray[default]=={RAY_VERSION}"`, or leave the Ray address empty to use '
@@ -195,6 +190,11 @@ def point_events(point: SweepPoint, data: Dataset | None = None, should_stop=Non
 STOP = "stop"  # the message that stops a worker's points
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 WORKER = "from engine.sweep import worker_main; worker_main()"
+
+
+def available_cores() -> int:
+    """The cores this process may run on: a local sweep's default number of worker processes."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def worker_main() -> None:

@@ -234,7 +234,7 @@ IMAGE_SIDES = {"mnist": 28, "fashion-mnist": 28, "digits": 8}
 MAX_KERNEL = 15
 # What engine.model.build_model and every backend can make so far: "dense"; then "batch_norm" (144bn),
 # "dropout" (a layer's own dropout, 144.3, and d.25), "conv" and "pool".
-BUILT_KINDS = {"dense", "batch_norm", "dropout"}
+BUILT_KINDS = {"dense", "batch_norm", "dropout", "conv", "pool"}
 
 
 @dataclass(frozen=True)
@@ -440,6 +440,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("twolayernet", "TwoLayerNet (with numerical gradient check)", "not reported (~97%)",
            TrainConfig(hidden_sizes=(50,), activation="relu", output="softmax", loss="cross_entropy",
                        optimizer="sgd", learning_rate=0.1, batch_size=100, epochs=17, init="small")),
+    Preset("keras-cnn", "Keras: a small CNN (two conv + pool, dropout, one wide layer), Adam", "99.04%",
+           TrainConfig(hidden_sizes=("c32k5", "p2", "c64k2", "p2", "d.25", 1000), activation="relu",
+                       output="softmax", loss="cross_entropy", optimizer="adam", learning_rate=1e-3,
+                       batch_size=32, epochs=5, init="xavier")),
     Preset("wine-quality", "Kaggle Intro to Deep Learning: red wine quality (upload winequality-red.csv on the Data "
            "page), batch norm and dropout", "69% train, 62% validation, 60% test",
            TrainConfig(dataset="wine-quality", hidden_sizes=("144bn.3", "144bn.3", "16bn"), activation="relu",

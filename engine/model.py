@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
-from engine.config import TrainConfig
+from engine.config import IMAGE_SIDES, TrainConfig
+from engine.conv import Conv2D, Flatten, ToImages, add_image_layer
 from engine.data import scale_pixels
 from engine.layers import ACTIVATIONS, BatchNorm, Dropout, Layer, Linear
 from engine.losses import Loss, apply_output, make_loss
@@ -66,17 +68,26 @@ class MLP:
     def named_arrays(self) -> dict[str, np.ndarray]:
         """Every array the trained network is, in layer order (get_weights' order): the Linear layers' '0.W', '0.b',
         ... and each batch norm's 'bn0.gamma', 'bn0.beta' and its running averages 'bn0.running_mean',
-        'bn0.running_var' (learnt from the data, not by gradient, so not among `parameters`)."""
+        'bn0.running_var' (learnt from the data, not by gradient, so not among `parameters`); each Conv2D's
+        'conv0.W', 'conv0.b'."""
         arrays: dict[str, np.ndarray] = {}
         n_bn = 0
         for layer in self.layers:
             if isinstance(layer, BatchNorm):
                 arrays.update({f"bn{n_bn}.{k}": a for k, a in {**layer.params, **layer.state}.items()})
                 n_bn += 1
+            elif isinstance(layer, Conv2D):
+                i = sum(k.startswith("conv") and k.endswith(".W") for k in arrays)
+                arrays.update({f"conv{i}.{k}": a for k, a in layer.params.items()})
             elif isinstance(layer, Linear):
-                i = sum(k.endswith(".W") for k in arrays)
+                i = sum(k[0].isdigit() and k.endswith(".W") for k in arrays)
                 arrays.update({f"{i}.{k}": a for k, a in layer.params.items()})
         return arrays
+
+    @property
+    def eval_chunk(self) -> int:
+        """Rows per forward pass when evaluating: fewer through convolutions, whose images take 32x the memory."""
+        return EVAL_CHUNK // 32 if any(isinstance(layer, Conv2D) for layer in self.layers) else EVAL_CHUNK
 
     @property
     def n_params(self) -> int:
@@ -100,14 +111,16 @@ class MLP:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Outputs after the output activation, (n, n_classes), computed in chunks."""
         out_name = self.loss.output_name
-        return np.concatenate([apply_output(self.forward(self._as_input(x[i:i + EVAL_CHUNK]), False), out_name)
-                               for i in range(0, len(x), EVAL_CHUNK)])
+        chunk = self.eval_chunk
+        return np.concatenate([apply_output(self.forward(self._as_input(x[i:i + chunk]), False), out_name)
+                               for i in range(0, len(x), chunk)])
 
     def evaluate(self, x: np.ndarray, t: np.ndarray) -> tuple[float, float]:
         """Mean loss and accuracy over a whole split, dropout off."""
         total, correct = 0.0, 0
-        for i in range(0, len(x), EVAL_CHUNK):
-            xb, tb = self._as_input(x[i:i + EVAL_CHUNK]), t[i:i + EVAL_CHUNK]
+        chunk = self.eval_chunk
+        for i in range(0, len(x), chunk):
+            xb, tb = self._as_input(x[i:i + chunk]), t[i:i + chunk]
             z = self.forward(xb, train=False)
             correct += int(np.count_nonzero(z.argmax(axis=1) == tb))
             total += self.loss.forward(z, tb) * len(tb)
@@ -151,10 +164,21 @@ def build_model(cfg: TrainConfig, n_features: int, n_classes: int, dtype=np.floa
     init_rng, dropout_rng = np.random.default_rng(streams["init"]), np.random.default_rng(streams["dropout"])
     layers: list[Layer] = []
     n_in = n_features
+    image: tuple[int, int] | None = None  # (channels, side) of the images conv and pool layers pass on
     for spec in cfg.layer_specs:
+        if spec.kind in ("conv", "pool"):  # engine/conv.py; the input rows become images at the first of them
+            if image is None:
+                image = (1, math.isqrt(n_in))
+                layers.append(ToImages(image[1]))
+            image = add_image_layer(layers, spec, image, cfg.init, ACTIVATIONS[cfg.activation], init_rng, dtype)
+            n_in = image[0] * image[1] ** 2
+            continue
         if spec.kind == "dropout":  # d.25: a Dropout layer where the token stands
             layers.append(Dropout(spec.dropout, dropout_rng))
             continue
+        if image is not None:  # the first dense layer takes the images as rows
+            layers.append(Flatten())
+            image = None
         W, b = init_weights(cfg.init, n_in, spec.size, init_rng)
         layers += [Linear(W.astype(dtype), b.astype(dtype)), ACTIVATIONS[cfg.activation]()]
         if spec.batch_norm:  # after the activation, the Keras tutorial's order: Dense(relu) -> BatchNormalization
@@ -163,6 +187,8 @@ def build_model(cfg: TrainConfig, n_features: int, n_classes: int, dtype=np.floa
         if p > 0:
             layers.append(Dropout(p, dropout_rng))
         n_in = spec.size
+    if image is not None:
+        layers.append(Flatten())
     W, b = init_weights(cfg.init, n_in, n_classes, init_rng)
     layers.append(Linear(W.astype(dtype), b.astype(dtype)))
     return MLP(layers, make_loss(cfg.loss, cfg.output), cfg)
@@ -182,7 +208,7 @@ def load_model(path: str | Path) -> MLP:
         except (KeyError, json.JSONDecodeError, TypeError) as err:
             raise ValueError(f"{Path(path).name}: no readable configuration in this file ({err})") from err
         arrays = {k: f[k] for k in f.files if k != "config"}
-    n_features, n_classes = _io_sizes(arrays, path)
+    n_features, n_classes = _io_sizes(arrays, path, cfg)
     model = build_model(cfg, n_features, n_classes)
     expected = model.named_arrays()
     if set(arrays) != set(expected):
@@ -196,8 +222,9 @@ def load_model(path: str | Path) -> MLP:
     return model
 
 
-def _io_sizes(arrays: dict[str, np.ndarray], path) -> tuple[int, int]:
-    weights = sorted((k for k in arrays if k.endswith(".W")), key=lambda k: int(k.split(".")[0]))
+def _io_sizes(arrays: dict[str, np.ndarray], path, cfg: TrainConfig) -> tuple[int, int]:
+    weights = sorted((k for k in arrays if k[0].isdigit() and k.endswith(".W")), key=lambda k: int(k.split(".")[0]))
     if not weights or any(arrays[k].ndim != 2 for k in weights):
         raise ValueError(f"{Path(path).name}: no weight matrices found")
-    return arrays[weights[0]].shape[0], arrays[weights[-1]].shape[1]
+    n_in = IMAGE_SIDES[cfg.dataset] ** 2 if "conv0.W" in arrays else arrays[weights[0]].shape[0]  # a CNN's images
+    return n_in, arrays[weights[-1]].shape[1]

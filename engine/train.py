@@ -14,7 +14,7 @@ from engine.config import TrainConfig
 from engine.data import Dataset, scale_pixels
 from engine.layers import ACTIVATIONS, Linear
 from engine.losses import apply_output
-from engine.model import EVAL_CHUNK, MLP, seed_streams
+from engine.model import MLP, seed_streams
 
 ACTIVATION_TYPES = tuple(ACTIVATIONS.values())
 ShouldStop = Callable[[], bool]
@@ -164,7 +164,7 @@ def layer_stats(model: MLP, probe: np.ndarray, before: list[np.ndarray] | None =
                 W0 = before[len(stats)]
                 s["update_ratio"] = float(np.linalg.norm(W - W0) / max(np.linalg.norm(W0), 1e-30))
             stats.append(s)
-        elif isinstance(layer, ACTIVATION_TYPES):  # describe the Linear layer it follows
+        elif isinstance(layer, ACTIVATION_TYPES) and stats:  # describe the Linear layer it follows (not a conv)
             stats[-1].update(_activation_stats(kind, x, z))
     output = model.loss.output_name
     stats[-1].update(_activation_stats(output if output == "sigmoid" else "", apply_output(z, output), z))
@@ -175,8 +175,9 @@ def evaluate_with_confusion(model: MLP, x: np.ndarray, t: np.ndarray) -> tuple[f
     """Mean loss, accuracy and the (n_classes, n_classes) confusion counts of a split, in one pass (as MLP.evaluate)."""
     k = model.linears[-1].params["W"].shape[1]
     total, counts = 0.0, np.zeros(k * k, dtype=np.int64)
-    for i in range(0, len(x), EVAL_CHUNK):
-        xb, tb = x[i:i + EVAL_CHUNK].astype(model.dtype, copy=False), t[i:i + EVAL_CHUNK]
+    chunk = model.eval_chunk
+    for i in range(0, len(x), chunk):
+        xb, tb = x[i:i + chunk].astype(model.dtype, copy=False), t[i:i + chunk]
         z = model.forward(xb, train=False)
         counts += np.bincount(tb * k + z.argmax(axis=1), minlength=k * k)
         total += model.loss.forward(z, tb) * len(tb)

@@ -373,10 +373,17 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
     """Same contract as engine.train.train; cuda_graphs=None uses them on CUDA.
 
     torch_optim=True steps with torch.optim instead of calling its kernels (the benchmarks' reference).
+    A network with layers other than dense ones (convolutions, pooling, dropout layers) trains with
+    autograd instead, in engine/backends/torch_layers.py.
     """
+    from engine.backends import torch_layers  # (it imports this module)
+
     device = resolve_device(cfg.device)
-    splits = make_splits(cfg, data)
     model = model or build_model(cfg, data.n_features, data.n_classes)
+    if not torch_layers.dense_path_fits(model):
+        yield from torch_layers.generic_train(cfg, data, model, device, should_stop, on_batch)
+        return
+    splits = make_splits(cfg, data)
     net = TorchMLP(cfg, model, device)
     rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])
 

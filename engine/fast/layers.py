@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from engine import layers as textbook
+from engine.conv import IMAGE_LAYERS
 
 
 class Buffers:
@@ -357,6 +358,10 @@ def fast_twin(layer: textbook.Layer, needs_input_grad: bool = True) -> textbook.
         return FastDropout(layer.p, layer.rng)
     if isinstance(layer, textbook.BatchNorm):
         return FastBatchNorm(layer)
+    if isinstance(layer, IMAGE_LAYERS):
+        from engine.fast.conv import image_twin  # (it imports this module)
+
+        return image_twin(layer, needs_input_grad)
     return TWINS[type(layer)]()
 
 

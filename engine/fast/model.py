@@ -32,6 +32,6 @@ class FastMLP(MLP):
 
 def twin(model: MLP) -> FastMLP:
     """The fast network computing what `model` computes, sharing its parameter arrays."""
-    first = model.linears[0]
+    first = next(layer for layer in model.layers if layer.params)  # computes no dL/dx
     layers = [fast_twin(layer, needs_input_grad=layer is not first) for layer in model.layers]
     return FastMLP(layers, fast_loss(model.loss), model.config)

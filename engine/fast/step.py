@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.config import TrainConfig
+from engine.conv import Conv2D
 from engine.fast.model import twin
 from engine.fast.optim import FAST_OPTIMIZERS
 from engine.fast.parallel import MIN_ROWS_PER_WORKER, PARALLEL_MAX_WORKERS, ParallelStep, cpu_share
@@ -81,9 +82,10 @@ class FastStep:
         """The variants worth measuring; `workers` or `sparse` given fix that choice instead.
 
         Never threads for a network with batch normalization: each worker would normalize its share of the
-        batch by that share's mean and variance, not the whole batch's, and train a different network.
+        batch by that share's mean and variance, not the whole batch's, and train a different network; nor
+        with convolutions, whose weights the threaded step does not update (it shares out Linear layers only).
         """
-        if any(isinstance(layer, BatchNorm) for layer in self.model.layers):
+        if any(isinstance(layer, (BatchNorm, Conv2D)) for layer in self.model.layers):
             workers = 1
         threads = [workers] if workers is not None else [1]
         if workers is None and self.net.n_params >= PARALLEL_MIN_PARAMS:

@@ -79,7 +79,12 @@ def live_inputs(cfg: TrainConfig, x_train: np.ndarray) -> InputTrim | None:
     (`FastLinear.sparse_input`, see `sparse_pays`; the step planner measures whether it pays); the
     live columns are then ordered from the most often lit to the least, so that a batch's nonzero
     columns are mostly a prefix.
+
+    Only a dense first layer takes columns: convolutions see every pixel in place, and a dropout first would
+    draw its masks over all of them.
     """
+    if cfg.layer_specs and cfg.layer_specs[0].kind != "dense":
+        return None
     n = x_train.shape[1]
     if cfg.l2 > 0:  # weight decay moves every weight: all columns stay
         live, folded = np.arange(n), np.arange(0)

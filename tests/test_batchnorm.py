@@ -116,7 +116,6 @@ def test_a_batch_norm_network_trains_in_every_backend_as_the_textbook_one(digits
     the two differ by float32 rounding, which batch norm's division by the batch's spread amplifies)."""
     if backend == "torch":
         pytest.importorskip("torch")
-        pytest.importorskip("engine.backends.torch_layers")  # torch trains batch norm there (with autograd)
     cfg = TrainConfig(**BN_NET)
     textbook_model = build_model(cfg, digits.n_features, digits.n_classes, dtype=dtype)
     reference = list(train(cfg.replace(backend="textbook"), digits, model=textbook_model))
@@ -167,8 +166,7 @@ def test_running_averages_are_saved_loaded_and_carried_by_snapshots(digits, tmp_
 
 def test_torch_trains_each_layers_own_dropout_rate_and_the_dropout_token(digits):
     torch = pytest.importorskip("torch")
-    torch_layers = pytest.importorskip("engine.backends.torch_layers")
-    TorchNet, dense_path_fits = torch_layers.TorchNet, torch_layers.dense_path_fits
+    from engine.backends.torch_layers import TorchNet, dense_path_fits
 
     for hidden in (("40.5", 30), ("d.5", 40, 30)):
         cfg = TrainConfig(dataset="digits", hidden_sizes=hidden, activation="relu", output="softmax",

@@ -11,6 +11,7 @@ from ui import inside, state
 from ui.live import follow
 from ui.mosaic import mosaic
 from ui.resources import get_dataset
+from ui.tabular import show_first_layer, show_input
 from ui.text import images_word
 
 FRAME_SECONDS = 0.8  # per epoch while playing
@@ -106,7 +107,9 @@ def sections(run, data, epoch: int):
     cfg, names = run.config, data.class_names
     note_box = st.empty()
     draw_dense = None
-    if is_dense(inside.model_at_epoch(run, epoch, data)):
+    if data.is_tabular:
+        draw_dense = tabular_sections(run, data)
+    elif is_dense(inside.model_at_epoch(run, epoch, data)):
         draw_dense = dense_sections(run, data, epoch)
     else:
         st.info("The first layer's images, one image's journey and the MSE vs cross-entropy view are drawn for "
@@ -132,6 +135,31 @@ def sections(run, data, epoch: int):
                 st.subheader("Why cross-entropy learns faster than MSE")
                 st.caption(inside.MSE_CE_TEXT + f" This run trains with {inside.loss_words(cfg)}.")
                 st.altair_chart(inside.mse_ce_chart(inside.mse_ce_frame(model, data, cfg)), width="content")
+
+    return draw
+
+
+def tabular_sections(run, data):
+    """For a table: the first layer's weight on each feature, and one test row's features and outputs."""
+    names = data.class_names
+    st.subheader("What the first layer looks for")
+    st.caption("Each row is a unit of the first layer (without a hidden layer, a class), each column a feature: "
+               "red where a larger value of the feature raises the unit's input, blue where it lowers it.")
+    first_box = st.empty()
+    st.subheader("One row's journey")
+    index = int(st.number_input("Test row", 0, len(data.y_test) - 1, key=state.INSIDE_INDEX))
+    show_input(data, run.config, index)
+    journey_box = st.empty()
+
+    def draw(model) -> None:
+        with first_box.container():
+            show_first_layer(model.linears[0].params["W"], data)
+        with journey_box.container():
+            probs = model.predict_proba(data.scale(data.x_test[index:index + 1], run.config.input_scaling))[0]
+            pred, true = int(probs.argmax()), int(data.y_test[index])
+            verdict = "right" if pred == true else f"wrong: it is {names[true]}"
+            st.markdown(f"Test row **{index}**: the network says **{names[pred]}** ({probs[pred]:.0%}), {verdict}.")
+            st.altair_chart(inside.probability_bars(probs, names, pred, true), width="stretch")
 
     return draw
 

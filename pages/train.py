@@ -7,6 +7,7 @@ from ui.charts import MSE_NOTE, batch_loss_chart, learning_curves_charts
 from ui.diagnosis import verdict
 from ui.live import follow
 from ui.naming import run_label
+from ui.overfit import with_early_stopping
 from ui.resources import MAX_CONCURRENT_TRAININGS, get_dataset, start_run
 from ui.runs import DIVERGED, FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED, TrainingRun
 
@@ -124,7 +125,7 @@ def curves(run: TrainingRun) -> None:
     if run.history:
         n_classes = get_dataset(run.config.dataset).n_classes
         for column, chart in zip(st.columns(2), learning_curves_charts(run.history, n_classes, run.config.loss)):
-            column.altair_chart(chart, width="stretch")
+            column.altair_chart(with_early_stopping(chart, run.history), width="stretch")
         if run.config.loss == "mse":
             st.caption(MSE_NOTE)
     losses = list(run.batch_losses)

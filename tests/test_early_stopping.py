@@ -105,3 +105,23 @@ def test_the_overfitting_preset_opens_a_gap_that_early_stopping_and_l2_close(mni
     assert gap(early[kept - 1]) < gap(base[-1]) - 0.03 and early[kept - 1].test_acc > base[-1].test_acc - 0.02
     l2 = list(train(PRESETS["overfit-mnist-l2"].config, mnist))
     assert gap(l2[-1]) < gap(base[-1]) - 0.03 and l2[-1].test_acc > base[-1].test_acc - 0.02
+
+
+def test_an_early_stopped_run_in_the_app_reports_the_epoch_it_kept(digits):
+    """One run, one model: the summary and Results' predictions are the kept epoch's, not the last one trained."""
+    import threading
+
+    from ui.runs import FINISHED, TrainingRun
+
+    cfg = TrainConfig(dataset="digits", hidden_sizes=(64,), activation="relu", output="softmax", loss="cross_entropy",
+                      optimizer="adam", learning_rate=0.05, batch_size=16, epochs=60, val_split=0.3, patience=2,
+                      init="he")
+    run = TrainingRun(cfg)
+    run.start(digits, threading.BoundedSemaphore(1))
+    run.join(300)
+    kept = run.stopped_early
+    assert run.status == FINISHED and kept is not None and kept < run.epochs_done < cfg.epochs, run.summary()
+    kept_acc = run.history[kept - 1].test_acc
+    assert f"keeps epoch {kept}'s weights, test accuracy {kept_acc:.2%}" in run.summary()
+    probs = run.test_predictions(digits)
+    assert np.mean(probs.argmax(axis=1) == digits.y_test) == kept_acc

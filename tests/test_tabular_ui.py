@@ -125,3 +125,30 @@ def test_the_curves_mark_where_early_stopping_stopped_and_which_epoch_it_kept():
     layered = with_early_stopping(loss, history).to_dict()
     assert len(layered["layer"]) == 4  # the curves, the rules, two labels
     assert with_early_stopping(loss, history[:-1]) is loss
+
+
+def test_results_and_inside_show_a_tabular_run_with_its_own_accuracy():
+    """A table's rows are floats: Results must scale them as training did, or it reports another model's accuracy."""
+    import threading
+
+    from ui.runs import TrainingRun
+
+    cfg = TrainConfig(dataset="wine", hidden_sizes=(16,), activation="relu", output="softmax", loss="cross_entropy",
+                      optimizer="adam", learning_rate=0.01, batch_size=16, epochs=15, input_scaling="minmax",
+                      init="he")
+    run = TrainingRun(cfg)
+    data = load_dataset("wine")
+    run.start(data, threading.BoundedSemaphore(1))
+    run.join(120)
+    assert run.status == "finished", run.message
+    probs = run.test_predictions(data)
+    assert np.mean(probs.argmax(axis=1) == data.y_test) == run.last.test_acc > 0.8
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["follow_seconds"] = 0
+    at.session_state["runs"] = [run]
+    at.run()
+    at.switch_page("pages/results.py").run()
+    assert not at.exception
+    assert f"({run.last.test_acc:.2%} accuracy)" in texts(at.markdown)
+    at.switch_page("pages/inside.py").run()
+    assert not at.exception

@@ -2,11 +2,12 @@
 
 import streamlit as st
 
-from ui import state
+from ui import state, workspace
 from ui.resources import warm_torch
 from ui.sidebar import config_sidebar
 
 st.set_page_config(page_title="MLP Lab", page_icon=":material/neurology:", layout="wide")
+workspace.hosted_options()
 state.init_state()
 page = st.navigation([
     # url paths must not equal a widget key (AppTest mixes up a page "train" with the button "train")
@@ -18,7 +19,11 @@ page = st.navigation([
     st.Page("pages/data.py", title="Data", icon=":material/table_chart:", url_path="data"),
     st.Page("pages/sweep.py", title="Sweep", icon=":material/grid_view:", url_path="sweep"),
 ])
+ws = workspace.attach()  # this session's runs: its workspace's (?ws=), or a share link's one run (?run=)
 cfg = config_sidebar()
+workspace.panel(ws)
+if st.session_state.pop(state.SHARED_OPEN, False) and page.url_path != "results":
+    st.switch_page("pages/results.py")  # a share link opens the run's Results
 if cfg is not None and cfg.backend == "torch":
     warm_torch()  # PyTorch's one-time start-up, in the background, before the learner presses Train
 page.run()

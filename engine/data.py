@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import math
 import os
 import tempfile
 import urllib.request
@@ -138,7 +139,7 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
     dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     if any(d == 0 for d in dims):
         raise ValueError(f"{name}: a dimension is zero: {dims}")
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    expected = header + math.prod(dims)  # exact: an int64 product of lying dimensions can wrap to a small number
     if len(raw) != expected:
         what = "truncated" if len(raw) < expected else "has trailing bytes"
         raise ValueError(f"{name}: {what}: {len(raw)} bytes, but dimensions {dims} need {expected}")

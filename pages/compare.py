@@ -16,8 +16,16 @@ EXPERIMENT = ("notebook-mse", "notebook-ce")
 LIVE_SECONDS = 3.0  # as the Train page's curves
 
 
+def experiment_training() -> bool:
+    """The notebook experiment started last is still training: one pair at a time per session."""
+    return any(r is not None and r.in_progress for r in map(state.run_by_id, st.session_state.get(
+        state.EXPERIMENT_RUNS, [])))
+
+
 def start_notebook_experiment() -> None:
     """Both notebook presets, with the sidebar's backend and seed, overlaid as they train."""
+    if experiment_training():  # a second click that arrived before the button was drawn disabled
+        return
     current = st.session_state.get(state.CONFIG)
     started = []
     for name in EXPERIMENT:
@@ -32,6 +40,7 @@ def start_notebook_experiment() -> None:
     st.session_state[state.COMPARE_PENDING] = started  # overlaid as soon as each has an epoch
     st.session_state[state.ACTIVE_RUN] = started[-1]
     st.session_state[state.FOLLOWED_RUNS] = started  # the Train page follows both
+    st.session_state[state.EXPERIMENT_RUNS] = started
 
 
 def page() -> None:
@@ -51,9 +60,9 @@ def page() -> None:
             if upload.file_id in seen:
                 st.success(f"Loaded {upload.name}: it is in the table below and on the Results page.")
     st.button("Run the notebook experiment: MSE vs cross-entropy", key="notebook_experiment",
-              on_click=start_notebook_experiment, icon=":material/science:",
+              on_click=start_notebook_experiment, icon=":material/science:", disabled=experiment_training(),
               help="Trains notebook-mse and notebook-ce (30 epochs each) and overlays their curves as they "
-                   "learn, as the NumPy notebook's figures do.")
+                   "learn, as the NumPy notebook's figures do; once they have finished, it can run again.")
     runs = state.runs()
     if not runs:
         st.info("No runs yet: train one on the Train page, start the notebook experiment above, "

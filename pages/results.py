@@ -21,6 +21,7 @@ from ui.live import follow
 from ui.mosaic import mosaic
 from ui.resources import get_dataset
 from ui.text import images_word
+from ui.workspace import share_button
 
 GRID = 25
 WATCH_SECONDS = 1.0
@@ -63,6 +64,7 @@ def views() -> None:
     data = get_dataset(run.config.dataset)
     st.caption(run.summary() + (f" — still training: the views below use the weights after epoch {run.epochs_done} "
                                 "and follow each epoch as it ends." if run.in_progress else ""))
+    share_button(run)
     warning = verdict(run.history, data.n_classes, run.config)
     if warning:
         st.warning(warning, icon=":material/warning:")

@@ -1,9 +1,15 @@
 """Shared fixtures: the real MNIST, loaded once per test session."""
 
+import os
+import tempfile
+
 import numpy as np
 import pytest
 
 from engine.data import load_dataset
+
+# The app's workspaces (ui/workspace.py) save runs under MLP_LAB_DATA: the tests' go to a folder of their own.
+os.environ.setdefault("MLP_LAB_DATA", tempfile.mkdtemp(prefix="mlp-lab-tests-"))
 
 
 @pytest.fixture(scope="session")

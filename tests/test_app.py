@@ -345,6 +345,7 @@ def test_the_notebook_experiment_starts_both_runs_and_overlays_them():
     runs = at.session_state["runs"]
     try:
         assert [r.config for r in runs] == [PRESETS["notebook-mse"].config, PRESETS["notebook-ce"].config]
+        assert at.button(key="notebook_experiment").disabled  # issue 19: one pair at a time while they train
         assert [r.name for r in runs] == [f"{r.short_id} {name}" for r, name in zip(runs, ("notebook-mse",
                                                                                           "notebook-ce"))]
         offered = at.multiselect(key="compare_runs").options

@@ -1,4 +1,4 @@
-"""Process-wide and session-wide resources: datasets, training slots, stop-on-close.
+"""Process-wide and session-wide resources: datasets, training slots (first come, first served), starting runs.
 
 How many cores each NumPy training uses when several run at once is the engine's business
 (engine.parallel.CpuShare).
@@ -6,13 +6,13 @@ How many cores each NumPy training uses when several run at once is the engine's
 
 from __future__ import annotations
 
-import threading
-
 import streamlit as st
 
 from engine import Dataset, load_dataset
 from engine.backends import prewarm_torch, torch_available
-from ui.runs import TrainingRun
+from ui import state
+from ui.runs import FAILED, TrainingRun, TrainingSlots
+from ui.workspace import over_limits, record
 
 MAX_CONCURRENT_TRAININGS = 2  # in the whole process; further runs wait, shown as "queued"
 
@@ -24,8 +24,9 @@ def get_dataset(name: str) -> Dataset:
 
 
 @st.cache_resource
-def training_slots() -> threading.BoundedSemaphore:
-    return threading.BoundedSemaphore(MAX_CONCURRENT_TRAININGS)
+def training_slots() -> TrainingSlots:
+    """The server's training slots: first come, first served; a paused run gives its slot back."""
+    return TrainingSlots(MAX_CONCURRENT_TRAININGS)
 
 
 def _stop_all(runs: list[TrainingRun]) -> None:
@@ -35,7 +36,7 @@ def _stop_all(runs: list[TrainingRun]) -> None:
 
 @st.cache_resource(scope="session", on_release=_stop_all)
 def session_workers() -> list[TrainingRun]:
-    """The runs this browser session started; released (so stopped) when the session closes."""
+    """The runs this browser session started outside a workspace; released (so stopped) when the session closes."""
     return []
 
 
@@ -49,6 +50,15 @@ def warm_torch() -> bool:
 
 
 def start_run(run: TrainingRun) -> None:
-    """Start a run in the background and make sure it stops if this session closes."""
+    """Start a run in the background, saved in this session's workspace (which stops it when every tab of the
+    workspace has been gone a while); a run outside a workspace (a share link's page) stops when its tab closes.
+    A hosted demo over its limits fails the run at once with the reason as its message."""
+    refused = over_limits(run.config, sum(r.in_progress for r in state.runs() if r is not run),
+                          training_slots().in_use)
+    if refused:
+        run.status, run.message = FAILED, refused
+        return
+    in_workspace = record(run)
     run.start(get_dataset(run.config.dataset), training_slots())
-    session_workers().append(run)
+    if not in_workspace:
+        session_workers().append(run)

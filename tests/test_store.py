@@ -1,0 +1,194 @@
+"""The run store: SQLite (WAL) plus .npz weights; each epoch saved as it completes, restarts keep what was done."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import EpochResult, TrainConfig, build_model
+from ui.runs import TrainingRun, TrainingSlots
+from ui.store import DB_NAME, INTERRUPTED, SCHEMA_VERSION, RunStore, StoreError, new_token
+from ui.workspace import Registry, StoreRecorder, Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+CFG = TrainConfig(dataset="digits", hidden_sizes=(16,), activation="relu", output="softmax", loss="cross_entropy",
+                  learning_rate=0.1, epochs=3, init="he", val_split=0.2)
+
+
+def trained(store: RunStore, digits, token: str, cfg: TrainConfig = CFG) -> TrainingRun:
+    run = TrainingRun(cfg)
+    StoreRecorder(store, Workspace(token)).add(run)
+    run.start(digits, TrainingSlots(1))
+    run.join(60)
+    return run
+
+
+def db(root: Path) -> sqlite3.Connection:
+    return sqlite3.connect(root / DB_NAME)
+
+
+def test_a_new_store_is_versioned_and_in_wal_mode(tmp_path):
+    RunStore(tmp_path).close()
+    con = db(tmp_path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_newer_schema_refuses_to_open_with_a_clear_message(tmp_path):
+    RunStore(tmp_path).close()
+    con = db(tmp_path)
+    con.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    con.commit()
+    with pytest.raises(StoreError, match=f"newer MLP Lab \\(store schema {SCHEMA_VERSION + 1}; this version reads up "
+                                         f"to {SCHEMA_VERSION}\\)"):
+        RunStore(tmp_path)
+
+
+def test_every_epoch_is_saved_and_a_finished_run_comes_back_whole(tmp_path, digits):
+    store = RunStore(tmp_path)
+    run = trained(store, digits, "w" * 24)
+    assert run.status == "finished"
+    assert db(tmp_path).execute("SELECT count(*) FROM epochs").fetchone()[0] == 3
+    store.close()
+    back, = RunStore(tmp_path).load_workspace("w" * 24)
+    assert (back.id, back.name, back.status, back.config) == (run.id, run.name, "finished", CFG)
+    assert [r.to_dict() for r in back.history] == [r.to_dict() for r in run.history]
+    np.testing.assert_array_equal(back.model.predict_proba(digits.x_test), run.model.predict_proba(digits.x_test))
+    assert back.snapshots.epochs == run.snapshots.epochs
+
+
+def test_runs_of_another_workspace_are_not_loaded(tmp_path, digits):
+    store = RunStore(tmp_path)
+    trained(store, digits, "a" * 24)
+    assert store.load_workspace("b" * 24) == []
+
+
+def test_a_restart_marks_training_runs_interrupted_keeping_their_saved_epochs(tmp_path):
+    store = RunStore(tmp_path)
+    model = build_model(CFG, 64, 10)
+    run = TrainingRun(CFG.replace(epochs=10), status="running", model=model)
+    StoreRecorder(store, Workspace("w" * 24)).add(run)
+    names = list(model.named_arrays())
+    saved = None
+    for e in (1, 2):
+        model.linears[0].params["W"][...] += e
+        saved = model.get_weights()
+        store.save_epoch(run, EpochResult(epoch=e, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5),
+                         names, saved)
+    store.close()  # as a killed server leaves it: no end was written
+    back, = RunStore(tmp_path).load_workspace("w" * 24)
+    assert back.status == INTERRUPTED and "completed epochs were kept" in back.message
+    assert [r.epoch for r in back.history] == [1, 2]
+    for a, b in zip(back.model.get_weights(), saved, strict=True):
+        np.testing.assert_array_equal(a, b)  # the weights of the last completed epoch
+
+
+def test_kill_9_mid_training_keeps_the_completed_epochs_and_an_intact_database(tmp_path):
+    script = textwrap.dedent(f"""
+        from engine import TrainConfig
+        from engine.data import load_dataset
+        from ui.runs import TrainingRun, TrainingSlots
+        from ui.store import RunStore
+        from ui.workspace import StoreRecorder, Workspace
+        cfg = TrainConfig(dataset="digits", hidden_sizes=(256, 256), activation="relu", output="softmax",
+                          loss="cross_entropy", learning_rate=0.05, epochs=500, batch_size=8, init="he")
+        run = TrainingRun(cfg)
+        StoreRecorder(RunStore({str(tmp_path)!r}), Workspace("k" * 24)).add(run)
+        run.start(load_dataset("digits"), TrainingSlots(1))
+        run.join()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if (tmp_path / DB_NAME).exists():
+                try:
+                    if db(tmp_path).execute("SELECT count(*) FROM epochs").fetchone()[0] >= 2:
+                        break
+                except sqlite3.OperationalError:
+                    pass  # the schema is being made
+            time.sleep(0.1)
+        else:
+            pytest.fail("no epoch was saved in time")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert db(tmp_path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    back, = RunStore(tmp_path).load_workspace("k" * 24)
+    assert back.status == INTERRUPTED and back.epochs_done >= 2
+    assert [r.epoch for r in back.history] == list(range(1, back.epochs_done + 1))
+
+
+def test_a_read_only_data_folder_is_a_clear_message_without_paths(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes to read-only folders")
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match="cannot be opened") as err:
+            RunStore(tmp_path / "data")
+        assert str(tmp_path) not in str(err.value)
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_a_full_disk_leaves_a_note_and_training_goes_on(tmp_path, digits, monkeypatch):
+    store = RunStore(tmp_path)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)  # where each weights file goes into place
+    ws = Workspace("f" * 24)
+    run = TrainingRun(CFG)
+    StoreRecorder(store, ws).add(run)
+    run.start(digits, TrainingSlots(1))
+    run.join(60)
+    assert run.status == "finished" and run.epochs_done == 3
+    assert ws.note.startswith("Runs are not being saved: the disk is full. Training goes on")
+    assert str(tmp_path) not in ws.note
+
+
+def test_retention_evicts_the_oldest_finished_runs_and_sizes_are_counted(tmp_path, digits):
+    store = RunStore(tmp_path, max_runs=2)
+    ws = Workspace("r" * 24)
+    runs = [trained(store, digits, ws.token, CFG.replace(epochs=1)) for _ in range(2)]
+    n, size, total = store.sizes(ws.token)
+    assert n == 2 and size > 0 and total == size
+    third = TrainingRun(CFG.replace(epochs=1))
+    StoreRecorder(store, ws).add(third)
+    assert runs[0].name in ws.notice and "Download a run's zip" in ws.notice
+    assert [r.id for r in store.load_workspace(ws.token)] == [runs[1].id]  # the new one has no epoch yet
+
+
+def test_a_share_token_opens_that_run_only(tmp_path, digits):
+    store = RunStore(tmp_path)
+    mine, other = trained(store, digits, "s" * 24), trained(store, digits, "s" * 24)
+    token = store.share(mine)
+    assert len(token) >= 22 and store.share(mine) == token  # 128+ bits, made once
+    assert store.shared_run(token).id == mine.id
+    assert store.shared_run(new_token()) is None
+    assert other.id not in {r.id for r in [store.shared_run(token)]}
+
+
+def test_a_workspace_with_no_tab_stops_its_runs_after_the_grace_period(tmp_path, digits):
+    registry = Registry(RunStore(tmp_path), grace_seconds=0.5)
+    ws = registry.open("g" * 24, "tab-1")
+    run = TrainingRun(CFG.replace(epochs=1000, batch_size=4))
+    registry.recorder(ws).add(run)
+    ws.runs.append(run)
+    run.start(digits, TrainingSlots(1))
+    registry.leave(ws.token, "tab-1")
+    assert registry.open(ws.token, "tab-2") is ws  # a reload within the grace period: the same runs, still training
+    assert run.in_progress
+    registry.leave(ws.token, "tab-2")
+    run.join(30)
+    assert run.status == "stopped" and run.epochs_done >= 0
+    back = Registry(RunStore(tmp_path)).open(ws.token, "tab-3").runs
+    assert [r.status for r in back] == (["stopped"] if run.epochs_done else [])

@@ -259,7 +259,11 @@ class RunStore:
         """The run's read-only share token (made once)."""
         pk = self._pk[id(run)]
         with self._write() as db:
-            token = db.execute("SELECT share FROM runs WHERE pk=?", (pk,)).fetchone()[0]
+            row = db.execute("SELECT share FROM runs WHERE pk=?", (pk,)).fetchone()
+            if row is None:
+                raise StoreError("This run is no longer saved (the workspace's storage limit made room for newer "
+                                 "runs); download its zip from Compare to keep it.")
+            token = row[0]
             if token is None:
                 token = new_token()
                 db.execute("UPDATE runs SET share=? WHERE pk=?", (token, pk))

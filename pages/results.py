@@ -19,7 +19,9 @@ from ui.draw import export_buttons, my_digits_score
 from ui.inside import confusion_epoch_widget, confusion_frame_at_epoch, open_in_inside_button, predictions_at_epoch
 from ui.live import follow
 from ui.mosaic import mosaic
+from ui.overfit import with_early_stopping
 from ui.resources import get_dataset
+from ui.tabular import rows_frame, show_mistakes, show_samples
 from ui.text import images_word
 from ui.workspace import share_button
 
@@ -40,6 +42,38 @@ def grid(data, idx: np.ndarray, pred: np.ndarray, cols: int = 5):
 
 def mistake_label(i: int, probs: np.ndarray, pred: np.ndarray, y: np.ndarray, names) -> str:
     return f"test image {i}: predicted {names[pred[i]]} ({probs[i, pred[i]]:.0%}), is {names[y[i]]}"
+
+
+def image_views(data, probs: np.ndarray, pred: np.ndarray, wrong_idx: np.ndarray) -> None:
+    """Random test images and the mistakes, each with the prediction under it."""
+    y = data.y_test
+    left, right = st.columns(2)
+    with left:
+        word = images_word(data.class_names)
+        st.subheader(f"Random test {word}")
+        if st.button("New samples", key="new_samples", icon=":material/casino:"):
+            st.session_state[state.SAMPLE_SEED] += 1
+        rng = np.random.default_rng(st.session_state[state.SAMPLE_SEED])
+        sample = rng.choice(len(y), GRID, replace=False)
+        st.image(grid(data, sample, pred), caption=f"Predicted label under each {word[:-1]}; mistakes framed in red.")
+    with right:
+        st.subheader("Mistakes")
+        kind = st.radio("Which mistakes", ["random", "most confident"], key="mistake_kind", horizontal=True)
+        if len(wrong_idx) == 0:
+            st.success("No mistakes on the test set.")
+        else:
+            if kind == "random":
+                shown = rng.choice(wrong_idx, min(GRID, len(wrong_idx)), replace=False)
+            else:  # the model was surest of these wrong answers
+                shown = wrong_idx[np.argsort(-probs[wrong_idx, pred[wrong_idx]])][:GRID]
+            st.image(grid(data, shown, pred), caption="Predicted label, and the true one in brackets.")
+            names = data.class_names
+            pick = st.selectbox("See a mistake's ten outputs", [int(i) for i in shown], key=state.MISTAKE_PICK,
+                                index=None, placeholder="Choose one of the mistakes above",
+                                format_func=lambda i: mistake_label(i, probs, pred, y, names))
+            if pick is not None:
+                st.altair_chart(probability_chart(probs[pick], names, int(pred[pick]), int(y[pick])),
+                                width="stretch")
 
 
 def page() -> None:
@@ -71,7 +105,7 @@ def views() -> None:
 
     st.subheader("Learning curves")
     for column, chart in zip(st.columns(2), learning_curves_charts(run.history, data.n_classes, run.config.loss)):
-        column.altair_chart(chart, width="stretch")
+        column.altair_chart(with_early_stopping(chart, run.history), width="stretch")
     if run.config.loss == "mse":
         st.caption(MSE_NOTE)
 
@@ -83,33 +117,15 @@ def views() -> None:
              f"({1 - len(wrong_idx) / len(y):.2%} accuracy).")
     my_digits_score(run)
 
-    left, right = st.columns(2)
-    with left:
-        word = images_word(data.class_names)
-        st.subheader(f"Random test {word}")
+    if data.is_tabular:  # rows of features instead of images
+        st.subheader("Random test rows")
         if st.button("New samples", key="new_samples", icon=":material/casino:"):
             st.session_state[state.SAMPLE_SEED] += 1
-        rng = np.random.default_rng(st.session_state[state.SAMPLE_SEED])
-        sample = rng.choice(len(y), GRID, replace=False)
-        st.image(grid(data, sample, pred), caption=f"Predicted label under each {word[:-1]}; mistakes framed in red.")
-    with right:
+        show_samples(data, probs, st.session_state[state.SAMPLE_SEED])
         st.subheader("Mistakes")
-        kind = st.radio("Which mistakes", ["random", "most confident"], key="mistake_kind", horizontal=True)
-        if len(wrong_idx) == 0:
-            st.success("No mistakes on the test set.")
-        else:
-            if kind == "random":
-                shown = rng.choice(wrong_idx, min(GRID, len(wrong_idx)), replace=False)
-            else:  # the model was surest of these wrong answers
-                shown = wrong_idx[np.argsort(-probs[wrong_idx, pred[wrong_idx]])][:GRID]
-            st.image(grid(data, shown, pred), caption="Predicted label, and the true one in brackets.")
-            names = data.class_names
-            pick = st.selectbox("See a mistake's ten outputs", [int(i) for i in shown], key=state.MISTAKE_PICK,
-                                index=None, placeholder="Choose one of the mistakes above",
-                                format_func=lambda i: mistake_label(i, probs, pred, y, names))
-            if pick is not None:
-                st.altair_chart(probability_chart(probs[pick], names, int(pred[pick]), int(y[pick])),
-                                width="stretch")
+        show_mistakes(data, probs)
+    else:
+        image_views(data, probs, pred, wrong_idx)
 
     st.subheader("Confusion matrix")
     st.caption("Rows are the true class, columns the prediction. Right answers (the diagonal) are blue, mistakes "
@@ -139,7 +155,9 @@ def views() -> None:
             word = images_word(data.class_names)[:-1]
             st.markdown(f"**True {names[t]}, predicted {names[p]}: {len(in_cell)} {word}{'s' * (len(in_cell) != 1)}**"
                         + (" (first 40 shown)" if len(in_cell) > 40 else ""))
-            if len(in_cell):
+            if len(in_cell) and data.is_tabular:
+                st.dataframe(rows_frame(data, in_cell[:40], probs), hide_index=True)
+            elif len(in_cell):
                 st.image(grid(data, in_cell[:40], cm_pred, cols=CELL_COLS))
                 chosen = st.selectbox("Follow one of them through the network", [int(i) for i in in_cell[:40]],
                                       key=state.CM_FOLLOW, format_func=lambda i: f"test image {i}")

@@ -1,89 +1,187 @@
-"""The sidebar form: preset, every TrainConfig field, validation under each field, and the shareable URL."""
+"""The sidebar form, built from TrainConfig's field metadata: a preset, a widget per field (sliders with the exact
+value typeable beside them), each field's error under it, the quick look, classroom locks, and the shareable URL."""
 
 from __future__ import annotations
 
-import dataclasses
+import math
+from typing import Any
 
 import streamlit as st
 
-from engine import PRESETS, TrainConfig, parse_hidden_sizes
+from engine import PRESETS, TrainConfig
 from engine.backends import TORCH_INSTALL_HINT, torch_available
-from engine.config import ACTIVATION_CHOICES as ACTIVATION_LABELS
-from engine.config import BACKENDS, DATASET_NAMES, DEVICES, INIT_LABELS, INITS
-from engine.config import DATASET_CHOICES as DATASET_LABELS
-from engine.config import INPUT_SCALING_CHOICES as INPUT_SCALING_LABELS
-from engine.config import LOSS_CHOICES as LOSS_LABELS
-from engine.config import OPTIMIZER_CHOICES as OPTIMIZER_LABELS
-from engine.config import OUTPUT_CHOICES as OUTPUT_LABELS
-from engine.data import INPUT_SCALINGS
-from engine.layers import ACTIVATIONS
-from engine.losses import LOSSES, OUTPUTS, make_loss
-from engine.optim import OPTIMIZERS
+from engine.config import FIELDS, ConfigError, check_value, describe, layer_spec, parse_value, range_text
 from ui import state
+from ui.lessons import LESSONS
 from ui.naming import USER_FIELDS, config_diff, run_label
 from ui.resources import get_dataset
+from ui.url import CUSTOM, DEFAULT_PRESET, KEPT, PRESET, Link, decode, encode, widget_values
 
-CUSTOM = "custom"
-DEFAULT_PRESET = "notebook-mse"
-CHOICES = {"dataset": DATASET_NAMES, "activation": tuple(ACTIVATIONS), "output": OUTPUTS, "loss": LOSSES,
-           "optimizer": tuple(OPTIMIZERS), "init": INITS, "backend": BACKENDS, "device": DEVICES,
-           "input_scaling": INPUT_SCALINGS}
+QUICK_IMAGES, QUICK_EPOCHS = 10_000, 3  # the quick look: a subset this large, at most this many epochs
+MAX_DEPTH = 6  # hidden layers the depth slider offers; the text field takes more
 
 
-def choice_label(field: str):
-    """format_func for a TrainConfig field's selectbox: the label its metadata gives each choice, else the value."""
-    meta = next((f.metadata for f in dataclasses.fields(TrainConfig) if f.name == field), {})
-    labels = meta.get("choices") or {}
-    return lambda value: labels.get(value, str(value))
+def one_two_five(low: int, high: int) -> list[float]:
+    """1, 2, 5 times each power of ten from 10**low to 10**high."""
+    return [float(f"{m}e{e}") for e in range(low, high + 1) for m in (1, 2, 5)]
 
 
-def widget_values(cfg: TrainConfig) -> dict:
-    """The sidebar's widget values that show cfg."""
-    values = cfg.to_dict()
-    values["hidden_sizes"] = ",".join(str(h) for h in cfg.hidden_sizes)
-    values["train_limit"] = cfg.train_limit or 0
-    del values["betas"]
-    return values
+def preset_values(name: str) -> set:
+    return {getattr(p.config, name) for p in PRESETS.values()}
+
+
+def grid(*parts) -> list:
+    return sorted(set().union(*parts))
+
+
+# A slider per numeric field: its steps (every preset's value among them) and how a step reads.
+WIDTHS = grid([1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048],
+              {t for p in PRESETS.values() for t in p.config.hidden_sizes if isinstance(t, int)})
+SLIDERS: dict[str, list] = {
+    "learning_rate": grid(one_two_five(-5, 0), [10.0], preset_values("learning_rate")),
+    "batch_size": grid([2 ** k for k in range(13)], preset_values("batch_size")),
+    "epochs": grid(range(1, 31), range(40, 101, 10), {e for e in preset_values("epochs") if e <= 100}),
+    "momentum": grid([0.0, 0.5, 0.8, 0.9, 0.95, 0.99], preset_values("momentum")),
+    "l2": grid([0.0], one_two_five(-6, -1), preset_values("l2")),
+    "dropout": grid([i / 20 for i in range(19)], preset_values("dropout")),
+    "val_split": grid([i / 20 for i in range(19)], preset_values("val_split")),
+    "train_limit": grid([0, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000],
+                        {p.config.train_limit or 0 for p in PRESETS.values()}),
+    "patience": list(range(21)),  # early stopping (issue 17), where TrainConfig has it
+}
+GROUPS = {  # the rest of the fields go under "More options"
+    "Network": ("dataset", "hidden_sizes", "activation", "output", "loss"),
+    "Training": ("optimizer", "learning_rate", "batch_size", "epochs", "init", "seed", "backend"),
+}
+ENABLED_BY = {"device": ("backend", "torch"), "momentum": ("optimizer", "momentum"), "betas": ("optimizer", "adam"),
+              "min_delta": ("patience", None)}  # the field matters only when the other one says so (None: not 0)
+
+
+def step_text(name: str):
+    """format_func for a field's slider."""
+    if name == "train_limit":
+        return lambda v: "all" if not v else f"{v:,}"
+    return lambda v: f"{v:g}"
+
+
+def nearest(options: list, value: Any) -> Any:
+    """The slider step closest to value (by ratio for positive numbers: the steps are log-spaced)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):  # an emptied box
+        return options[0]
+    return min(options, key=lambda o: abs(o - v) if o <= 0 or v <= 0 else abs(math.log(o / v)))
+
+
+# ---------------------------------------------------------------- hidden layers: sliders beside the text
+
+
+def dense_widths(text: str) -> list[int] | None:
+    """The widths when the text is only plain dense layers the sliders can show; else None (the text rules)."""
+    try:
+        specs = [layer_spec(t) for t in text.replace(" ", ",").split(",") if t.strip()]
+    except ConfigError:
+        return None
+    plain = all(s.kind == "dense" and not s.batch_norm and s.dropout is None for s in specs)
+    return [s.size for s in specs] if plain and len(specs) <= MAX_DEPTH else None
+
+
+def _depth_changed() -> None:
+    ss = st.session_state
+    widths = dense_widths(ss["hidden_sizes"]) or []
+    depth = ss[state.HIDDEN_DEPTH]
+    widths = (widths + [widths[-1] if widths else 32] * depth)[:depth]
+    ss["hidden_sizes"] = ",".join(map(str, widths))
+
+
+def _width_changed(i: int) -> None:
+    ss = st.session_state
+    widths = dense_widths(ss["hidden_sizes"]) or []
+    if i < len(widths):
+        widths[i] = ss[f"{state.HIDDEN_WIDTH}{i}"]
+        ss["hidden_sizes"] = ",".join(map(str, widths))
+
+
+def hidden_layer_sliders(disabled: bool) -> None:
+    ss = st.session_state
+    widths = dense_widths(ss["hidden_sizes"])
+    if widths is None:
+        st.caption("The sliders follow plain dense layers (up to 6); this network is written in the text field above, "
+                   "which rules.")
+        return
+    show_on_slider(state.HIDDEN_DEPTH, len(widths))
+    st.slider("Hidden layers", 0, MAX_DEPTH, key=state.HIDDEN_DEPTH, on_change=_depth_changed, disabled=disabled,
+              help="How many hidden layers; each gets a width slider below.")
+    for i, w in enumerate(widths):
+        key = f"{state.HIDDEN_WIDTH}{i}"
+        show_on_slider(key, nearest(WIDTHS, w))
+        st.select_slider(f"Layer {i + 1} width", WIDTHS, key=key, on_change=_width_changed, args=(i,),
+                         disabled=disabled, help="Units in this layer (log-spaced steps; type any width above).")
+
+
+# ---------------------------------------------------------------- reading the form
+
+
+def field_value(name: str, value: Any) -> Any:
+    """The TrainConfig value of a field's widget value, checked (a ConfigError names the field)."""
+    if name in ("hidden_sizes", "betas"):
+        return parse_value(name, value)
+    if name == "train_limit" and not value:
+        return None
+    if value is None:
+        raise ConfigError(name, f"{describe(name)['label']} is empty; it must be {range_text(name)}.")
+    check_value(name, value)
+    return value
+
+
+def read_form() -> tuple[TrainConfig | None, dict[str, str]]:
+    """The TrainConfig the widgets describe, or None and each error's sentence by field."""
+    ss, values, errors = st.session_state, {}, {}
+    for name in FIELDS:
+        try:
+            values[name] = field_value(name, ss[name])
+        except ConfigError as err:
+            errors[err.field] = str(err)
+    if errors:
+        return None, errors
+    try:
+        return TrainConfig(**values), {}
+    except ConfigError as err:
+        return None, {err.field: str(err)}
+
+
+def quick_look(cfg: TrainConfig) -> TrainConfig:
+    """The quick look's version of cfg: a 10,000-image subset, at most 3 epochs."""
+    return cfg.replace(train_limit=min(cfg.train_limit or QUICK_IMAGES, QUICK_IMAGES),
+                       epochs=min(cfg.epochs, QUICK_EPOCHS))
+
+
+# ---------------------------------------------------------------- presets, the link, locks
 
 
 def _apply_preset() -> None:
-    name = st.session_state[state.PRESET]
+    ss = st.session_state
+    name = ss[state.PRESET]
     if name == CUSTOM:
         return
-    st.session_state[state.BASE_PRESET] = name
+    ss[state.BASE_PRESET] = name
     for key, value in widget_values(PRESETS[name].config).items():
-        if key not in USER_FIELDS:
-            st.session_state[key] = value
+        if key not in USER_FIELDS and key not in ss.get(state.LOCKED, {}):
+            ss[key] = value
 
 
-def _remember_more_options() -> None:
-    st.session_state[state.MORE_OPTIONS_OPEN] = st.session_state[state.MORE_OPTIONS]
+def preset_matches(cfg: TrainConfig, name: str) -> bool:
+    preset = PRESETS[name].config
+    return all(getattr(cfg, f) == getattr(preset, f) for f in FIELDS if f not in USER_FIELDS)
 
 
-def config_from_state() -> TrainConfig | None:
-    """The TrainConfig the widgets' values describe, or None where one is invalid (the form says which)."""
-    ss = st.session_state
-    try:
-        return TrainConfig(
-            dataset=ss["dataset"], hidden_sizes=parse_hidden_sizes(ss["hidden_sizes"]), activation=ss["activation"],
-            output=ss["output"], loss=ss["loss"], optimizer=ss["optimizer"],
-            learning_rate=float(ss["learning_rate"] or 0), momentum=float(ss["momentum"]),
-            batch_size=int(ss["batch_size"]), epochs=int(ss["epochs"]), init=ss["init"], l2=float(ss["l2"]),
-            dropout=float(ss["dropout"]), val_split=float(ss["val_split"]),
-            train_limit=int(ss["train_limit"]) or None, seed=int(ss["seed"]), backend=ss["backend"],
-            device=ss["device"], input_scaling=ss["input_scaling"])
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
-def _sync_preset_choice() -> None:
+def _sync_preset_choice(cfg: TrainConfig | None) -> None:
     """The Preset box names a preset only while the setup is that preset; edited, it reads "Custom (edited ...)",
     so choosing the preset again is a change and reloads it (a selectbox reports no re-pick of its value)."""
     ss = st.session_state
     name, base = ss[state.PRESET], ss.get(state.BASE_PRESET)
-    cfg = config_from_state()
     if name != CUSTOM:
-        ss[state.BASE_PRESET] = base = name
+        ss[state.BASE_PRESET] = name
         if cfg is None or not preset_matches(cfg, name):
             ss[state.PRESET] = CUSTOM
     elif base in PRESETS and cfg is not None and preset_matches(cfg, base):
@@ -93,6 +191,43 @@ def _sync_preset_choice() -> None:
 def preset_label(base: str | None):
     """format_func for the Preset box: Custom reads "Custom (edited <base>)" once a preset was edited."""
     return lambda name: name if name != CUSTOM else f"Custom (edited {base})" if base in PRESETS else "Custom"
+
+
+def _remember_more_options() -> None:
+    st.session_state[state.MORE_OPTIONS_OPEN] = st.session_state[state.MORE_OPTIONS]
+
+
+def _dismiss_notices() -> None:
+    st.session_state[state.URL_NOTICES] = ()
+
+
+def _init_from_link() -> None:
+    """Once per session: fill the widgets from the address (a shared or classroom link); bad parts become notices."""
+    ss = st.session_state
+    if state.PRESET in ss:
+        return
+    link: Link = decode(st.query_params.to_dict(), LESSONS)
+    ss[state.PRESET] = link.preset
+    ss[state.BASE_PRESET] = link.preset if link.preset in PRESETS else DEFAULT_PRESET
+    for key, value in link.values.items():
+        ss[key] = value
+    ss[state.QUICK_LOOK] = link.quick_look
+    ss[state.LOCKED] = {name: ss[name] for name in link.locked}  # a locked field keeps the link's value
+    ss[state.HIDDEN] = link.hidden
+    ss[state.URL_NOTICES] = link.notices
+    if link.lesson:
+        ss[state.LESSON] = link.lesson
+        ss[state.LESSON_LINK] = True
+
+
+def _write_url(cfg: TrainConfig) -> None:
+    ss = st.session_state
+    query = encode(widget_values(cfg), ss.get(state.BASE_PRESET) or ss[state.PRESET], tuple(ss[state.LOCKED]),
+                   ss[state.HIDDEN], ss.get(state.LESSON), ss[state.QUICK_LOOK])
+    current = st.query_params.to_dict()
+    query |= {k: v for k, v in current.items() if k in KEPT}
+    if current != query:
+        st.query_params.from_dict(query)
 
 
 def running_panel() -> None:
@@ -108,141 +243,118 @@ def running_panel() -> None:
         st.caption("The form below is your next setup; it unlocks when training ends.")
 
 
-def _init_defaults() -> None:
-    if state.PRESET in st.session_state:
-        return
-    st.session_state[state.PRESET] = DEFAULT_PRESET
-    for key, value in widget_values(PRESETS[DEFAULT_PRESET].config).items():
-        st.session_state.setdefault(key, value)
-    _read_url()
+# ---------------------------------------------------------------- drawing a field
 
 
-def _read_url() -> None:
-    """Fill the widgets from the query string (a shared link); bad values are named and skipped."""
-    params = st.query_params.to_dict()
-    if not params:
-        return
-    ignored = []
-    if params.get(state.PRESET) in (CUSTOM, *PRESETS):
-        st.session_state[state.PRESET] = params[state.PRESET]
-        _apply_preset()
-    defaults = widget_values(TrainConfig())
-    for key, text in params.items():
-        if key not in defaults:
-            continue
-        try:
-            value = type(defaults[key])(text)
-            if key == "hidden_sizes":
-                parse_hidden_sizes(text)
-            if key in CHOICES and value not in CHOICES[key]:
-                raise ValueError(key)
-            st.session_state[key] = value
-        except ValueError:
-            ignored.append(key)
-    if ignored:
-        st.session_state["url_warning"] = (f"The link's value for {', '.join(ignored)} could not be read "
-                                           "and was skipped.")
+def show_on_slider(key: str, value: Any) -> None:
+    """Move a slider to value before it is drawn; only when it shows another step, since every assignment makes the
+    browser redraw the slider from the server (a drag in progress would jump back)."""
+    if st.session_state.get(key) != value:
+        st.session_state[key] = value
 
 
-def _write_url(cfg: TrainConfig) -> None:
-    query = {k: str(v) for k, v in widget_values(cfg).items()}
-    query[state.PRESET] = st.session_state.get(state.BASE_PRESET) or st.session_state[state.PRESET]
-    if st.query_params.to_dict() != query:
-        st.query_params.from_dict(query)
+def _slider_moved(name: str) -> None:
+    st.session_state[name] = st.session_state[name + state.SLIDER]
 
 
-def preset_matches(cfg: TrainConfig, name: str) -> bool:
-    preset = PRESETS[name].config
-    return all(getattr(cfg, f) == getattr(preset, f) for f in preset.to_dict() if f not in USER_FIELDS)
+def field_widget(name: str, disabled: bool, error: str | None) -> None:
+    """The widget(s) of one TrainConfig field, from its metadata, with its error under it."""
+    ss, meta = st.session_state, describe(name)
+    if name in ENABLED_BY:
+        other, wanted = ENABLED_BY[name]
+        disabled = disabled or (not ss.get(other) if wanted is None else ss.get(other) != wanted)
+    label, help_text = meta["label"], meta["help"]
+    if meta["choices"] is not None:
+        choices = meta["choices"]
+        st.selectbox(label, list(choices), key=name, format_func=lambda v: choices.get(v, str(v)), help=help_text,
+                     disabled=disabled)
+    elif name in ("hidden_sizes", "betas"):
+        st.text_input(label, key=name, help=help_text, disabled=disabled)
+    elif name in SLIDERS:
+        options, key = SLIDERS[name], name + state.SLIDER
+        show_on_slider(key, nearest(options, ss[name]))
+        left, right = st.columns([5, 2], vertical_alignment="bottom")
+        left.select_slider(label, options, key=key, format_func=step_text(name), on_change=_slider_moved,
+                           args=(name,), help=help_text, disabled=disabled)
+        number_box(right, name, disabled, collapsed=True)
+    else:
+        number_box(st, name, disabled, collapsed=False)
+    if error:
+        st.error(error)
+
+
+def number_box(where, name: str, disabled: bool, collapsed: bool) -> None:
+    """The exact value, typeable: no bounds here, so an out-of-range value gets TrainConfig's sentence."""
+    meta, whole = describe(name), FIELDS[name].type in ("int", "int | None")
+    if not whole and isinstance(st.session_state[name], int):
+        st.session_state[name] = float(st.session_state[name])  # an int would make the box round what is typed
+    where.number_input(meta["label"], key=name, step=1 if whole else None, format=None if whole else "%g",
+                       disabled=disabled, help=None if collapsed else meta["help"],
+                       label_visibility="collapsed" if collapsed else "visible")
+
+
+# ---------------------------------------------------------------- the form
 
 
 def config_sidebar() -> TrainConfig | None:
-    """Draw the configuration form; returns the TrainConfig, or None with errors shown under the fields."""
-    _init_defaults()
-    errors: dict[str, str] = {}
-    locked = state.any_run_in_progress()
+    """Draw the configuration form; returns the TrainConfig (the quick look's when it is on), or None with errors
+    shown under the fields."""
+    _init_from_link()
     ss = st.session_state
-    with st.sidebar:
-        st.header("Network")
-        if ss.get("url_warning"):
-            st.warning(ss.pop("url_warning"))
-        if locked:
-            running_panel()
-            st.caption("Settings are locked while a run is in progress.")
-        _sync_preset_choice()
-        st.selectbox("Preset", [CUSTOM, *PRESETS], key=state.PRESET, on_change=_apply_preset, disabled=locked,
-                     format_func=preset_label(ss.get(state.BASE_PRESET)),
-                     help="Each preset reproduces a classic MNIST tutorial. Choosing one loads it, also after edits.")
-        preset_caption = st.empty()
-        st.selectbox("Dataset", DATASET_NAMES, key="dataset", format_func=DATASET_LABELS.get, disabled=locked)
+    locked_values, hidden = ss[state.LOCKED], ss[state.HIDDEN]
+    for name, value in locked_values.items():
+        ss[name] = value  # whatever a widget or a preset tried, a locked field keeps the link's value
+    busy = state.any_run_in_progress()
+    cfg, errors = read_form()
+    if "dataset" not in errors:
         try:
             get_dataset(ss["dataset"])  # loaded once per process, so Train starts at once
         except (OSError, ValueError) as err:
             errors["dataset"] = f"This dataset cannot be loaded: {err}"
-            st.error(errors["dataset"])
-        st.text_input("Hidden layer sizes", key="hidden_sizes", disabled=locked,
-                      help="Widths of the hidden layers, comma-separated, e.g. 64,16. Empty: no hidden layer.")
-        try:
-            hidden = parse_hidden_sizes(ss["hidden_sizes"])
-        except ValueError as err:
-            errors["hidden_sizes"] = str(err)
-            st.error(str(err))
-            hidden = None
-        st.selectbox("Hidden activation", list(ACTIVATIONS), key="activation", format_func=ACTIVATION_LABELS.get,
-                     disabled=locked)
-        st.selectbox("Output activation", OUTPUTS, key="output", format_func=OUTPUT_LABELS.get, disabled=locked)
-        st.selectbox("Loss", LOSSES, key="loss", format_func=LOSS_LABELS.get, disabled=locked)
-        try:
-            make_loss(ss["loss"], ss["output"])
-        except ValueError as err:
-            errors["loss"] = str(err)
-            st.error(str(err))
+    if ss["backend"] == "torch" and not torch_available():
+        errors["backend"] = TORCH_INSTALL_HINT
+    if errors:
+        cfg = None
+    _sync_preset_choice(cfg)
+    with st.sidebar:
+        st.header("Network")
+        if ss[state.URL_NOTICES]:
+            st.warning("\n\n".join(ss[state.URL_NOTICES]), icon=":material/link_off:")
+            st.button("Dismiss", key=state.URL_NOTICES_DISMISS, on_click=_dismiss_notices)
+        if busy:
+            running_panel()
+            st.caption("Settings are locked while a run is in progress.")
+        if locked_values or PRESET in hidden:
+            st.caption("This link fixes some settings: "
+                       + ", ".join(describe(n)["label"] if n in FIELDS else "preset" for n in locked_values) + ".")
+        if PRESET not in hidden:
+            st.selectbox("Preset", [CUSTOM, *PRESETS], key=state.PRESET, on_change=_apply_preset,
+                         disabled=busy or PRESET in locked_values, format_func=preset_label(ss.get(state.BASE_PRESET)),
+                         help="Each preset reproduces a classic MNIST tutorial. Choosing one loads it, also after "
+                              "edits.")
+        preset_caption = st.empty()
+        st.toggle("Quick look", key=state.QUICK_LOOK, disabled=busy,
+                  help=f"Train on a {QUICK_IMAGES:,}-image subset for at most {QUICK_EPOCHS} epochs, so a change shows "
+                       "its effect within seconds.")
+        shown = [n for n in FIELDS if n not in hidden]
+        grouped = {g: [n for n in names if n in shown] for g, names in GROUPS.items()}
+        more = [n for n in shown if not any(n in names for names in GROUPS.values())]
 
+        def draw(names: list[str]) -> None:
+            for name in names:
+                field_widget(name, busy or name in locked_values, errors.get(name))
+                if name == "hidden_sizes" and "hidden_sizes" not in errors:
+                    hidden_layer_sliders(busy or name in locked_values)
+
+        draw(grouped["Network"])
         st.header("Training")
-        st.selectbox("Optimizer", list(OPTIMIZERS), key="optimizer", format_func=OPTIMIZER_LABELS.get,
-                     disabled=locked)
-        st.number_input("Learning rate", key="learning_rate", format="%g", step=None, min_value=None,
-                        disabled=locked, help="Any positive number, e.g. 3, 0.5 or 1e-3.")
-        if not ss["learning_rate"] or ss["learning_rate"] <= 0:
-            errors["learning_rate"] = "The learning rate must be a positive number."
-            st.error(errors["learning_rate"])
-        st.number_input("Batch size", key="batch_size", min_value=1, max_value=60000, step=1, disabled=locked)
-        st.number_input("Epochs", key="epochs", min_value=1, max_value=1000, step=1, disabled=locked)
-        st.selectbox("Initialisation", INITS, key="init", format_func=INIT_LABELS.get, disabled=locked)
-        st.number_input("Seed", key="seed", min_value=0, step=1, disabled=locked)
-        st.selectbox("Backend", BACKENDS, key="backend", format_func=choice_label("backend"), disabled=locked)
-        if ss["backend"] == "torch" and not torch_available():
-            errors["backend"] = TORCH_INSTALL_HINT
-            st.error(TORCH_INSTALL_HINT)
+        draw(grouped["Training"])
         with st.expander("More options", expanded=ss.get(state.MORE_OPTIONS_OPEN, False), key=state.MORE_OPTIONS,
                          on_change=_remember_more_options):  # stays as the learner left it, across runs and pages
-            st.selectbox("Device (PyTorch)", DEVICES, key="device", disabled=locked or ss["backend"] != "torch",
-                         help="auto picks a CUDA GPU when there is one, then Apple's MPS, then the CPU.")
-            st.number_input("Momentum", key="momentum", min_value=0.0, max_value=0.999, format="%g",
-                            disabled=locked or ss["optimizer"] != "momentum")
-            st.number_input("L2 weight decay", key="l2", min_value=0.0, format="%g", disabled=locked)
-            st.slider("Dropout", key="dropout", min_value=0.0, max_value=0.9, step=0.05, disabled=locked)
-            st.slider("Validation split", key="val_split", min_value=0.0, max_value=0.5, step=0.05,
-                      disabled=locked, help="Fraction of the training set held out to watch over-fitting.")
-            st.number_input("Training subset (0 = all)", key="train_limit", min_value=0, step=1000,
-                            disabled=locked)
-            st.selectbox("Input scaling", INPUT_SCALINGS, key="input_scaling",
-                         format_func=INPUT_SCALING_LABELS.get, disabled=locked)
-
-        cfg = None
-        if not errors:
-            try:
-                cfg = TrainConfig(
-                    dataset=ss["dataset"], hidden_sizes=hidden, activation=ss["activation"], output=ss["output"],
-                    loss=ss["loss"], optimizer=ss["optimizer"], learning_rate=float(ss["learning_rate"]),
-                    momentum=float(ss["momentum"]), batch_size=int(ss["batch_size"]), epochs=int(ss["epochs"]),
-                    init=ss["init"], l2=float(ss["l2"]), dropout=float(ss["dropout"]),
-                    val_split=float(ss["val_split"]), train_limit=int(ss["train_limit"]) or None,
-                    seed=int(ss["seed"]), backend=ss["backend"], device=ss["device"],
-                    input_scaling=ss["input_scaling"])
-            except ValueError as err:
-                errors["config"] = str(err)
-                st.error(str(err))
+            draw(more)
+        for name in hidden:
+            if name in errors:
+                st.error(errors[name])  # its widget is hidden; the sentence names it
         base = ss.get(state.BASE_PRESET)
         if cfg is not None and base in PRESETS:
             preset, diff = PRESETS[base], config_diff(cfg, base)
@@ -251,6 +363,7 @@ def config_sidebar() -> TrainConfig | None:
         if cfg is not None:
             _write_url(cfg)
             st.caption("The page's address now encodes this setup: share it to reproduce it.")
-    ss[state.CONFIG] = cfg
-    ss[state.CONFIG_LABEL] = run_label(cfg, base) if cfg is not None else CUSTOM
-    return cfg
+    run_cfg = quick_look(cfg) if cfg is not None and ss[state.QUICK_LOOK] else cfg
+    ss[state.CONFIG] = run_cfg
+    ss[state.CONFIG_LABEL] = run_label(run_cfg, base) if run_cfg is not None else CUSTOM
+    return run_cfg

@@ -142,6 +142,10 @@ SWEEP_OPENED = "sweep_opened"  # the best point was just opened in the sidebar: 
 # Runs that last (issue 19)
 RUN_COUNTER = "run_counter"  # the last run number this session gave (run ids count per session, not per server)
 EXPERIMENT_RUNS = "experiment_runs"  # ids of the notebook experiment's two runs, started last from Compare
+WORKSPACE = "workspace"  # this session's workspace token (also ?ws= in the address)
+SHARED_RUN = "shared_run"  # a share link's session: the link's token (its one run, if known, is the session's run)
+SHARED_OPEN = "shared_open"  # a share link was just opened: app.py goes to its Results once
+SHARE_LINKS = "share_links"  # run id -> the share link made for it
 
 # The sidebar's sliders, quick look and classroom links (issue 18)
 SLIDER = "_slider"  # a numeric field's slider is keyed field + SLIDER; the exact value beside it by the field
@@ -154,15 +158,8 @@ URL_NOTICES = "url_notices"  # what the link asked for that was ignored, in sent
 URL_NOTICES_DISMISS = "url_notices_dismiss"
 # The Lessons page
 LESSON = "lesson"  # the lesson shown (a link's ?lesson=)
+LESSON_LINK = "lesson_link"  # the session's first address named a lesson: app.py opens the Lessons page once
 LESSON_SCALE = "lesson_scale"  # tests shrink a lesson's subsets and epochs by this factor (default 1)
 LESSON_GUESS = "lesson_guess_"  # + lesson id: the learner's prediction
 LESSON_RUN = "lesson_run_"  # + lesson id: the button that runs it
 LESSON_RUNS = "lesson_runs"  # lesson id -> (the prediction, the ids of its runs, its extra results)
-
-# Runs that last (issue 19)
-RUN_COUNTER = "run_counter"  # the last run number this session gave (run ids count per session, not per server)
-EXPERIMENT_RUNS = "experiment_runs"  # ids of the notebook experiment's two runs, started last from Compare
-WORKSPACE = "workspace"  # this session's workspace token (also ?ws= in the address)
-SHARED_RUN = "shared_run"  # a share link's session: the link's token (its one run, if known, is the session's run)
-SHARED_OPEN = "shared_open"  # a share link was just opened: app.py goes to its Results once
-SHARE_LINKS = "share_links"  # run id -> the share link made for it

@@ -93,8 +93,8 @@ def mse_vs_ce_verdict(runs: list[TrainingRun]) -> tuple[str, str]:
     curve = "; ".join(f"{name}: " + ", ".join(pct(r.test_acc) for r in run.history)
                       for name, run in (("MSE", mse), ("cross-entropy", ce)))
     return right, (
-        f"Mean squared error reached {outcome(mse)}; cross-entropy {outcome(ce)} (a gap of "
-        f"{100 * gap:+.2f} points). Epoch by epoch, test accuracy went {curve}. With sigmoid outputs, MSE's gradient "
+        f"Mean squared error reached {outcome(mse)}; cross-entropy {outcome(ce)} ({100 * gap:+.2f} points for "
+        f"cross-entropy). Epoch by epoch, test accuracy went {curve}. With sigmoid outputs, MSE's gradient "
         "carries the factor y(1 - y), which is tiny when an output is confidently wrong, so those outputs learn "
         "slowly; cross-entropy's gradient is y - t, largest exactly when the output is most wrong. But the notebook "
         "gives MSE a six times larger learning rate (3 against 0.5)" + (

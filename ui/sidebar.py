@@ -51,7 +51,7 @@ SLIDERS: dict[str, list] = {
 }
 GROUPS = {  # the rest of the fields go under "More options"
     "Network": ("dataset", "hidden_sizes", "activation", "output", "loss"),
-    "Training": ("optimizer", "learning_rate", "batch_size", "epochs", "init", "seed", "backend"),
+    "Training": ("optimizer", "learning_rate", "batch_size", "epochs", "init", "seed", "backend", "device"),
 }
 ENABLED_BY = {"device": ("backend", "torch"), "momentum": ("optimizer", "momentum"), "betas": ("optimizer", "adam"),
               "min_delta": ("patience", None)}  # the field matters only when the other one says so (None: not 0)

@@ -37,11 +37,6 @@ BACKEND_CHOICES = {"numpy": "NumPy engine (textbook + speed-ups)", "textbook": "
                    "torch": "PyTorch"}
 DEVICE_CHOICES = {"auto": "auto", "cpu": "cpu", "cuda": "cuda", "mps": "mps"}
 
-# The registries' names as tuples, for code that lists them (each engine registry is tested to match)
-DATASET_NAMES, INITS = tuple(DATASET_CHOICES), tuple(INIT_CHOICES)
-BACKENDS, DEVICES = tuple(BACKEND_CHOICES), tuple(DEVICE_CHOICES)
-INIT_LABELS = INIT_CHOICES
-
 MAX_HIDDEN_LAYERS = 10
 MAX_UNITS = 8192  # per hidden layer
 MAX_PARAMS = 50_000_000  # 200 MB of float32 weights; with gradients and Adam's two moments, 800 MB
@@ -303,6 +298,8 @@ def network_shapes(hidden_sizes: tuple, side: int | None, n_in: int = 784, n_out
         if spec.kind in ("dense", "conv") and spec.size > MAX_UNITS:
             raise error(f"layers are limited to {MAX_UNITS} units (or filters) each, to keep training interactive.")
         if spec.kind == "conv":
+            if spec.batch_norm:
+                raise error("batch normalization is for dense layers (144bn); a convolution cannot have it yet.")
             if not 1 <= spec.kernel <= MAX_KERNEL:
                 raise error(f"kernels are 1x1 to {MAX_KERNEL}x{MAX_KERNEL} (got {spec.kernel}).")
             if spec.kernel > side:

@@ -359,9 +359,11 @@ def test_the_notebook_experiment_starts_both_runs_and_overlays_them():
         at.switch_page("pages/compare.py").run()
         wait_for(at, lambda a: all(len(r.history) >= 1 for r in runs))
         assert at.multiselect(key="compare_runs").value == [r.id for r in runs]  # joined once they had an epoch
-        assert not at.exception and len(at.get("vega_lite_chart")) == 2  # the overlay and its legend
+        # the overlay and its legend, then each sigmoid run's output gradients under MSE and cross-entropy
+        assert not at.exception and len(at.get("vega_lite_chart")) == 2 + 2
+        assert "Why cross-entropy learns faster than MSE" in [t.value for t in at.subheader]
         at.radio(key="compare_metric").set_value("loss").run()
-        assert len(at.get("vega_lite_chart")) == 3  # a loss chart each, and the legend
+        assert len(at.get("vega_lite_chart")) == 3 + 2  # a loss chart each, and the legend
         assert "different units" in texts(at.caption) and "10× smaller" in texts(at.caption)
     finally:
         for r in runs:

@@ -68,3 +68,32 @@ def test_the_button_starts_keras_mlp_and_keras_cnn_with_the_sidebar_s_seed(monke
     assert [r.config.hidden_sizes for r in started] == [(1000,), ("c32k5", "p2", "c64k2", "p2", "d.25", 1000)]
     assert all(r.config.seed == 7 for r in started)
     assert at.session_state["compare_pending"] == [r.id for r in started]
+
+
+def test_a_cnn_run_still_training_is_shown_with_its_last_epochs_weights(digits):
+    """Results reads a training run through a copy of its last epoch's weights: a CNN's first layer is no Linear."""
+    import threading
+    import time
+
+    from engine import TrainConfig
+    from ui.runs import TrainingRun
+
+    cfg = TrainConfig(dataset="digits", hidden_sizes=("c4k3", "p2", 16), activation="relu", output="softmax",
+                      loss="cross_entropy", optimizer="adam", learning_rate=0.01, batch_size=16, epochs=200,
+                      init="he")
+    run = TrainingRun(cfg)
+    run.start(digits, threading.BoundedSemaphore(1))
+    try:
+        deadline = time.monotonic() + 120
+        while not run.history and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run.in_progress and run.io_sizes == (64, 10)
+        for _ in range(20):  # an epoch may end while the predictions are made: read again then
+            n = run.epochs_done
+            probs = run.test_predictions(digits)
+            if run.epochs_done == n:
+                break
+        assert np.mean(probs.argmax(axis=1) == digits.y_test) == run.history[n - 1].test_acc
+    finally:
+        run.stop()
+        run.join(60)

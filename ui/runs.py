@@ -25,6 +25,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from engine import MLP, EpochResult, TrainConfig, TrainingDiverged, build_model, train
 from engine.config import IMAGE_SIDES, MAX_PARAMS, n_parameters
+from engine.conv import ToImages
 from engine.data import Dataset, scale_pixels
 from engine.snapshots import (
     BUDGET_BYTES,
@@ -275,11 +276,16 @@ class TrainingRun:
 
     def epoch_model(self) -> MLP:
         """A separate model holding the weights of the last completed epoch."""
-        weights = self._epoch_weights
-        W0, W_last = weights[0], weights[-2]
-        copy = build_model(self.config, W0.shape[0], W_last.shape[1])
-        copy.set_weights(weights)
+        copy = build_model(self.config, *self.io_sizes)
+        copy.set_weights(self._epoch_weights)
         return copy
+
+    @property
+    def io_sizes(self) -> tuple[int, int]:
+        """(input features, classes) of the run's network, read off its model (a CNN's first layer is no Linear)."""
+        first = self.model.layers[0]
+        n_in = first.side ** 2 if isinstance(first, ToImages) else self.model.linears[0].params["W"].shape[0]
+        return n_in, self.model.linears[-1].params["W"].shape[1]
 
     # ------------------------------------------------------------ the worker thread
 

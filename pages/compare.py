@@ -3,7 +3,7 @@
 import streamlit as st
 
 from engine import PRESETS
-from ui import state
+from ui import cnn, state
 from ui.charts import LOSS_UNITS, MSE_NOTE, compare_chart, compare_legend
 from ui.inside import mse_vs_ce_view
 from ui.live import follow
@@ -63,6 +63,9 @@ def page() -> None:
               on_click=start_notebook_experiment, icon=":material/science:", disabled=experiment_training(),
               help="Trains notebook-mse and notebook-ce (30 epochs each) and overlays their curves as they "
                    "learn, as the NumPy notebook's figures do; once they have finished, it can run again.")
+    st.button("Keras: MLP vs CNN", key="cnn_experiment", on_click=cnn.start_cnn_vs_mlp, icon=":material/grid_on:",
+              help="Trains keras-mlp (10 epochs) and keras-cnn (5 epochs), the Keras tutorial's pair, and sets them "
+                   "side by side: why does the CNN do better? (The CNN takes minutes an epoch on a small CPU.)")
     runs = state.runs()
     if not runs:
         st.info("No runs yet: train one on the Train page, start the notebook experiment above, "
@@ -83,6 +86,12 @@ def page() -> None:
     metric = st.radio("Metric", ["accuracy", "loss"], key=state.COMPARE_METRIC, horizontal=True)
     overlay_box = st.empty()
     mse_vs_ce_view([r for r in map(state.run_by_id, st.session_state[state.COMPARE_RUNS]) if r], get_dataset)
+    pair = [state.run_by_id(i) for i in st.session_state.get(state.CNN_VS_MLP_RUNS, [])]
+    if len(pair) == 2 and all(pair):
+        st.subheader("MLP vs CNN")
+        rows, sentence = cnn.cnn_vs_mlp(*pair)
+        st.dataframe(rows, hide_index=True)
+        st.markdown(sentence)
 
     st.subheader("Download a run")
     st.caption("A zip with the configuration (config.json), the history (history.csv), the weights "

@@ -7,7 +7,7 @@ import streamlit as st
 
 from engine.data import scale_pixels
 from engine.inside import is_dense, journey, unit_inputs
-from ui import inside, state
+from ui import cnn, inside, state
 from ui.live import follow
 from ui.mosaic import mosaic
 from ui.resources import get_dataset
@@ -111,6 +111,8 @@ def sections(run, data, epoch: int):
         draw_dense = tabular_sections(run, data)
     elif is_dense(inside.model_at_epoch(run, epoch, data)):
         draw_dense = dense_sections(run, data, epoch)
+    elif cnn.conv_layers(inside.model_at_epoch(run, epoch, data)):
+        draw_dense = conv_sections(data)
     else:
         st.info("The first layer's images, one image's journey and the MSE vs cross-entropy view are drawn for "
                 "networks of dense layers; this one has other kinds too. Its dense layers' statistics are below.")
@@ -135,6 +137,32 @@ def sections(run, data, epoch: int):
                 st.subheader("Why cross-entropy learns faster than MSE")
                 st.caption(inside.MSE_CE_TEXT + f" This run trains with {inside.loss_words(cfg)}.")
                 st.altair_chart(inside.mse_ce_chart(inside.mse_ce_frame(model, data, cfg)), width="content")
+
+    return draw
+
+
+def conv_sections(data):
+    """For a CNN: the first convolution's filters, and one image's feature maps at each convolution."""
+    names = data.class_names
+    st.subheader("What the first convolution looks for")
+    st.caption("Each tile is one filter of the first convolution: a small set of weights slid over every position "
+               "of the image (dark: a large weight). The same filter finds its stroke wherever it is: weight sharing.")
+    filters_box = st.empty()
+    st.subheader(f"One {images_word(names)[:-1]}'s feature maps")
+    pixels, true, where = pick_digit(data)
+    maps_box = st.empty()
+
+    def draw(model) -> None:
+        filters_box.image(cnn.filters_image(model))
+        with maps_box.container():
+            probs = model.predict_proba(pixels[None])[0]
+            pred = int(probs.argmax())
+            verdict = "" if true is None else ", right" if pred == true else f", wrong: it is {names[true]}"
+            st.markdown(f"{where}: the network says **{names[pred]}** ({probs[pred]:.0%}){verdict}.")
+            st.image(inside.digit_image(pixels, data.image_shape), caption="the input")
+            for i, im in enumerate(cnn.feature_map_images(model, pixels)):
+                st.image(im, caption=f"convolution {i + 1}: each map is one filter's response at every position "
+                                     "(dark: strong), before pooling halves it")
 
     return draw
 

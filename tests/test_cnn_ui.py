@@ -97,3 +97,36 @@ def test_a_cnn_run_still_training_is_shown_with_its_last_epochs_weights(digits):
     finally:
         run.stop()
         run.join(60)
+
+
+def test_inside_shows_a_cnns_filters_and_feature_maps_and_compare_sets_it_beside_an_mlp(digits):
+    import threading
+
+    from engine import TrainConfig
+
+    def trained(cfg):
+        run = TrainingRun(cfg)
+        run.start(digits, threading.BoundedSemaphore(1))
+        run.join(300)
+        assert run.status == "finished", run.message
+        return run
+
+    base = dict(dataset="digits", activation="relu", output="softmax", loss="cross_entropy", optimizer="adam",
+                learning_rate=0.01, batch_size=32, epochs=2, init="xavier")
+    mlp = trained(TrainConfig(hidden_sizes=(32,), **base))
+    conv = trained(TrainConfig(hidden_sizes=("c6k3", "p2", 16), **base))
+    at = AppTest.from_file("../app.py", default_timeout=120)
+    at.session_state["follow_seconds"] = 0
+    at.session_state["runs"] = [mlp, conv]
+    at.session_state["inside_run"] = conv.id
+    at.session_state["cnn_vs_mlp_runs"] = [mlp.id, conv.id]
+    at.run()
+    at.switch_page("pages/inside.py").run()
+    assert not at.exception
+    assert "What the first convolution looks for" in [s.value for s in at.subheader]
+    assert len(at.get("image")) >= 3  # the filters, the input and one feature-map mosaic
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    assert "MLP vs CNN" in [s.value for s in at.subheader]
+    assert "times" in " ".join(m.value for m in at.markdown) and "parameters against" in " ".join(
+        m.value for m in at.markdown)

@@ -128,3 +128,4 @@ def start_cnn_vs_mlp() -> None:
     st.session_state[state.COMPARE_PENDING] = started
     st.session_state[state.ACTIVE_RUN] = started[-1]
     st.session_state[state.FOLLOWED_RUNS] = started
+    st.session_state[state.CNN_VS_MLP_RUNS] = started

@@ -29,6 +29,7 @@ RESULTS_RUN = "results_run"
 SAMPLE_SEED = "sample_seed"
 CM_MODE = "cm_mode"
 CM_CHART = "cm_chart"
+CNN_VS_MLP_RUNS = "cnn_vs_mlp_runs"  # the keras-mlp and keras-cnn runs Compare sets side by side
 CM_FOLLOW = "cm_follow"  # the clicked cell's image to open on Inside
 MISTAKE_PICK = "mistake_pick"
 MORE_OPTIONS = "more_options"  # the sidebar's "More options" expander, open or not

@@ -5,6 +5,7 @@ import streamlit as st
 from engine import PRESETS
 from ui import cnn, state
 from ui.charts import LOSS_UNITS, MSE_NOTE, compare_chart, compare_legend
+from ui.fork import change_one_thing, differences
 from ui.inside import mse_vs_ce_view
 from ui.live import follow
 from ui.naming import run_label
@@ -86,6 +87,24 @@ def page() -> None:
     metric = st.radio("Metric", ["accuracy", "loss"], key=state.COMPARE_METRIC, horizontal=True)
     overlay_box = st.empty()
     mse_vs_ce_view([r for r in map(state.run_by_id, st.session_state[state.COMPARE_RUNS]) if r], get_dataset)
+    overlaid = [r for r in map(state.run_by_id, st.session_state[state.COMPARE_RUNS]) if r]
+    if len(overlaid) > 1:
+        diff = differences(overlaid)
+        st.caption("What differs between the overlaid runs (every other setting is the same):" if len(diff) else
+                   "The overlaid runs have the same setup.")
+        if len(diff):
+            st.dataframe(diff)
+    ids_all = [r.id for r in runs if not r.in_progress]
+    if ids_all:
+        pick, go = st.columns([3, 1], vertical_alignment="bottom")
+        with pick:
+            base = st.selectbox("Change one thing from", ids_all[::-1], key=state.FORK_CHOICE, format_func=names.get)
+        with go:
+            if st.button("Change one thing", key="change_one_thing", on_click=change_one_thing, args=(base,),
+                         icon=":material/call_split:",
+                         help="Its setup goes back into the sidebar: change a setting and train, and the new run "
+                              "starts from the same initial weights and batch order wherever the change allows."):
+                st.switch_page("pages/train.py")
     pair = [state.run_by_id(i) for i in st.session_state.get(state.CNN_VS_MLP_RUNS, [])]
     if len(pair) == 2 and all(pair):
         st.subheader("MLP vs CNN")

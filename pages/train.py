@@ -5,6 +5,7 @@ import streamlit as st
 from ui import state
 from ui.charts import MSE_NOTE, batch_loss_chart, learning_curves_charts
 from ui.diagnosis import verdict
+from ui.fork import fork_name, fork_note
 from ui.live import follow
 from ui.naming import run_label
 from ui.overfit import with_early_stopping
@@ -18,11 +19,16 @@ CURVES_SECONDS = 3.0  # numbers and charts: redrawing them costs the browser and
 def new_run(step_only: bool) -> None:
     cfg = st.session_state[state.CONFIG]
     run = TrainingRun(cfg)
-    run.name = f"{run.short_id} {run_label(cfg, st.session_state.get(state.BASE_PRESET))}"
+    label = run_label(cfg, st.session_state.get(state.BASE_PRESET))
+    run.name = fork_name(cfg, run.short_id) or f"{run.short_id} {label}"
     run.pause_after_epoch = step_only
     state.runs().append(run)
     st.session_state[state.ACTIVE_RUN] = run.id
     st.session_state[state.FOLLOWED_RUNS] = [run.id]
+    forked_from = st.session_state.pop(state.FORK_PARENT, None)
+    if forked_from is not None:  # Compare overlays the fork on its parent
+        st.session_state[state.COMPARE_RUNS] = [forked_from]
+        st.session_state[state.COMPARE_PENDING] = [run.id]
     start_run(run)
 
 
@@ -141,6 +147,7 @@ def page() -> None:
              "training goes on while you look at other pages.")
     if st.session_state.get(state.CONFIG) is None:
         st.error("The configuration in the sidebar has a problem (shown under the field); fix it to train.")
+    fork_note(st.session_state.get(state.CONFIG))
     runs = state.followed_runs()
     controls(runs)
     if not runs:

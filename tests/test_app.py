@@ -604,3 +604,28 @@ def test_the_progress_line_and_the_tile_count_the_same_epochs():
     at.run()
     assert at.get("progress")[0].proto.text.startswith("Epochs done 1/17 · training epoch 2: batch 30/600")
     run.status = "stopped"
+
+
+def test_change_one_thing_forks_a_run_from_the_same_weights_and_overlays_the_two():
+    """Compare's 'Change one thing' puts a run's setup in the sidebar; a changed learning rate trains from the
+    parent's initial weights and batches; the two are overlaid with only the differing setting shown."""
+    at = short_run_app(epochs=2)
+    at.button(key="train").click().run()
+    wait_for(at, lambda a: not active_run(a).in_progress)
+    parent = active_run(at)
+    at.session_state["fork_parent"] = parent.id  # what the button does (AppTest draws no sidebar after a switch)
+    at = set_fields(at, learning_rate=0.03)
+    assert "Starts from the parent's initial weights" in texts(at.info) and "learning rate 0.1 → 0.03" in texts(at.info)
+    at.button(key="train").click().run()
+    wait_for(at, lambda a: not active_run(a).in_progress)
+    child = active_run(at)
+    assert child.name.endswith(f"fork of {parent.short_id}: learning rate 0.1 → 0.03")
+    assert all(np.array_equal(a, b) for a, b in zip(child.snapshots.get(0), parent.snapshots.get(0)))  # same start
+    at.switch_page("pages/compare.py").run()
+    assert at.session_state["compare_runs"] == [parent.id, child.id]
+    diff = next(d.value for d in at.dataframe if d.value.index.name == "setting")
+    assert list(diff.index) == ["Learning rate"] and list(diff.iloc[0]) == ["0.1", "0.03"]
+    at.selectbox(key="fork_choice").set_value(parent.id).run()  # choosing reruns the page, as in a browser
+    at.button(key="change_one_thing").click().run()  # the button: the parent's setup back, and the fork to come
+    assert not at.exception and at.session_state["fork_parent"] == parent.id
+    assert at.session_state["learning_rate"] == 0.1 and at.title[0].value == "Train"

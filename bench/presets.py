@@ -36,7 +36,9 @@ def run_one(name: str, seed: int, backend: str, device: str) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", default=",".join(PRESETS))
+    tutorials = [n for n, p in PRESETS.items() if p.config.dataset == "mnist" and not n.startswith("overfit")]
+    parser.add_argument("--presets", default=",".join(tutorials),
+                        help="the MNIST tutorials by default (bench/overfit.py runs the overfitting presets)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--backend", default="numpy", choices=["numpy", "torch"])
     parser.add_argument("--device", default="auto")

@@ -44,6 +44,11 @@ from engine.fast.trim import live_inputs  # noqa: E402
 from engine.layers import ACTIVATIONS  # noqa: E402
 from engine.train import make_splits  # noqa: E402
 
+# The presets this bench times: dense networks on MNIST (FLOPs are counted for dense layers).
+MLP_PRESETS = tuple(name for name, p in PRESETS.items()
+                    if p.config.dataset == "mnist" and not name.startswith("overfit")
+                    and all(isinstance(h, int) for h in p.config.hidden_sizes))
+
 
 def epoch_flops(cfg, n_rows: int, n_features: int, n_classes: int) -> float:
     sizes = [n_features, *cfg.hidden_sizes, n_classes]
@@ -166,7 +171,8 @@ def interleaved_eval_times(fns: dict, repeats: int) -> dict[str, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated preset names")
+    parser.add_argument("--presets", default=",".join(MLP_PRESETS), help="comma-separated preset names "
+                        "(the tutorials' dense MNIST networks; bench/cnn.py times keras-cnn)")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per run (one more warms up)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats of the evaluation timing")
     parser.add_argument("--no-torch", action="store_true", help="time the NumPy engine alone")
@@ -176,7 +182,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.presets.split(",") if n.strip()]
-    unknown = [n for n in names if n not in PRESETS]
+    unknown = [n for n in names if n not in MLP_PRESETS]
     if unknown:
         parser.error(f"unknown preset(s): {', '.join(unknown)}")
 

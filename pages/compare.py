@@ -2,14 +2,12 @@
 
 import streamlit as st
 
-from engine import PRESETS
 from ui import cnn, state
 from ui.charts import LOSS_UNITS, MSE_NOTE, compare_chart, compare_legend
 from ui.fork import change_one_thing, differences
 from ui.inside import mse_vs_ce_view
 from ui.live import follow
-from ui.naming import run_label
-from ui.resources import get_dataset, start_run
+from ui.resources import get_dataset, start_presets
 from ui.runs import TrainingRun, run_from_zip, run_to_zip
 from ui.text import runs_table, table_height, upload_error
 
@@ -27,20 +25,7 @@ def start_notebook_experiment() -> None:
     """Both notebook presets, with the sidebar's backend and seed, overlaid as they train."""
     if experiment_training():  # a second click that arrived before the button was drawn disabled
         return
-    current = st.session_state.get(state.CONFIG)
-    started = []
-    for name in EXPERIMENT:
-        cfg = PRESETS[name].config
-        if current is not None:
-            cfg = cfg.replace(backend=current.backend, device=current.device, seed=current.seed)
-        run = TrainingRun(cfg)
-        run.name = f"{run.short_id} {run_label(cfg, name)}"
-        state.runs().append(run)
-        start_run(run)
-        started.append(run.id)
-    st.session_state[state.COMPARE_PENDING] = started  # overlaid as soon as each has an epoch
-    st.session_state[state.ACTIVE_RUN] = started[-1]
-    st.session_state[state.FOLLOWED_RUNS] = started  # the Train page follows both
+    started = start_presets(EXPERIMENT)
     st.session_state[state.EXPERIMENT_RUNS] = started
 
 

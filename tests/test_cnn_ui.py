@@ -49,8 +49,10 @@ def test_the_table_and_sentence_carry_the_runs_own_numbers():
 
 
 def test_the_button_starts_keras_mlp_and_keras_cnn_with_the_sidebar_s_seed(monkeypatch):
+    from ui import resources
+
     started = []
-    monkeypatch.setattr(cnn, "start_run", started.append)
+    monkeypatch.setattr(resources, "start_run", started.append)
 
     def script():
         import streamlit as st

@@ -8,13 +8,12 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from engine import MLP, PRESETS
+from engine import MLP
 from engine.config import IMAGE_SIDES, TrainConfig, network_shapes
 from engine.conv import Conv2D
 from ui import state
 from ui.mosaic import mosaic
-from ui.naming import run_label
-from ui.resources import start_run
+from ui.resources import start_presets
 from ui.runs import TrainingRun
 
 CNN_VS_MLP = ("keras-mlp", "keras-cnn")
@@ -114,18 +113,5 @@ def _per_epoch(run: TrainingRun) -> str:
 
 def start_cnn_vs_mlp() -> None:
     """keras-mlp and keras-cnn, with the sidebar's backend and seed, overlaid on Compare as they train."""
-    current = st.session_state.get(state.CONFIG)
-    started = []
-    for name in CNN_VS_MLP:
-        cfg = PRESETS[name].config
-        if current is not None:
-            cfg = cfg.replace(backend=current.backend, device=current.device, seed=current.seed)
-        run = TrainingRun(cfg)
-        run.name = f"{run.short_id} {run_label(cfg, name)}"
-        state.runs().append(run)
-        start_run(run)
-        started.append(run.id)
-    st.session_state[state.COMPARE_PENDING] = started
-    st.session_state[state.ACTIVE_RUN] = started[-1]
-    st.session_state[state.FOLLOWED_RUNS] = started
+    started = start_presets(CNN_VS_MLP)
     st.session_state[state.CNN_VS_MLP_RUNS] = started

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import Dataset, load_dataset
+from engine import PRESETS, Dataset, load_dataset
 from engine.backends import prewarm_torch, torch_available
 from ui import state
+from ui.naming import run_label
 from ui.runs import FAILED, TrainingRun, TrainingSlots
 from ui.workspace import over_limits, record
 
@@ -62,3 +63,23 @@ def start_run(run: TrainingRun) -> None:
     run.start(get_dataset(run.config.dataset), training_slots())
     if not in_workspace:
         session_workers().append(run)
+
+
+def start_presets(names: tuple[str, ...]) -> list[str]:
+    """Start these presets side by side (with the sidebar's backend, device and seed), followed on Train and
+    overlaid on Compare as soon as each has an epoch; returns their run ids."""
+    current = st.session_state.get(state.CONFIG)
+    started = []
+    for name in names:
+        cfg = PRESETS[name].config
+        if current is not None:
+            cfg = cfg.replace(backend=current.backend, device=current.device, seed=current.seed)
+        run = TrainingRun(cfg)
+        run.name = f"{run.short_id} {run_label(cfg, name)}"
+        state.runs().append(run)
+        start_run(run)
+        started.append(run.id)
+    st.session_state[state.COMPARE_PENDING] = started
+    st.session_state[state.ACTIVE_RUN] = started[-1]
+    st.session_state[state.FOLLOWED_RUNS] = started
+    return started

@@ -62,7 +62,7 @@ def app_run(browser, url: str, preset: str, epochs: int) -> tuple[float, float]:
     page.get_by_text("Build a multilayer perceptron").wait_for(timeout=60_000)
     time.sleep(3)  # let the app settle (background warm-ups) before timing
     t0 = time.perf_counter()
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text(f"Finished: {epochs}/{epochs}").wait_for(timeout=600_000)
     wall = time.perf_counter() - t0
     per_epoch = float(page.get_by_test_id("stMetricValue").nth(4).inner_text())

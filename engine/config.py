@@ -299,7 +299,8 @@ def network_shapes(hidden_sizes: tuple, side: int | None, n_in: int = 784, n_out
             raise error(f"layers are limited to {MAX_UNITS} units (or filters) each, to keep training interactive.")
         if spec.kind == "conv":
             if spec.batch_norm:
-                raise error("batch normalization is for dense layers (144bn); a convolution cannot have it yet.")
+                raise error(f"batch normalization after a convolution is not available yet; write "
+                            f"c{spec.size}k{spec.kernel} without bn (dense layers can have it: 144bn).")
             if not 1 <= spec.kernel <= MAX_KERNEL:
                 raise error(f"kernels are 1x1 to {MAX_KERNEL}x{MAX_KERNEL} (got {spec.kernel}).")
             if spec.kernel > side:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from engine.config import ConfigError, LayerSpec
+from engine.config import LayerSpec
 from engine.layers import Layer
 
 
@@ -176,9 +176,6 @@ def add_image_layer(layers: list[Layer], spec: LayerSpec, image: tuple[int, int]
     if spec.kind == "pool":
         layers.append(MaxPool2D(spec.size))
         return channels, side // spec.size
-    if spec.batch_norm:
-        raise ConfigError("hidden_sizes", "Hidden sizes: batch normalization after a convolution is not available "
-                                          f"yet; write c{spec.size}k{spec.kernel} without bn.")
     W, b = conv_weights(init, channels, spec.kernel, spec.size, rng)
     layers += [Conv2D(W.astype(dtype), b.astype(dtype), spec.padding), activation()]
     return spec.size, side if spec.padding == "same" else side - spec.kernel + 1

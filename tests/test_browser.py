@@ -123,7 +123,7 @@ def test_preset_train_results_click_a_confusion_cell(server, page):
     more.click()
     dropout = page.get_by_test_id("stSlider").filter(has_text="Dropout")
     dropout.wait_for()
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Finished: 1/1 epochs done").wait_for(timeout=120_000)
     time.sleep(1.0)
     assert dropout.is_visible()  # issue 14, item 12: the run did not fold "More options"
@@ -188,9 +188,9 @@ def test_compare_and_results_follow_runs_without_a_click(server, page):
     time.sleep(1.0)  # let vega draw
     shot(page, "5-compare-experiment")
 
-    page.get_by_role("link", name="Train").click()
+    page.get_by_role("link", name="Train", exact=True).click()
     page.get_by_text("Build a multilayer perceptron").wait_for(timeout=30_000)
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text(re.compile(r"^\d+/12$")).wait_for(timeout=60_000)  # the new run's first epoch is in
     page.get_by_role("link", name="Results").click()
     page.get_by_text("still training").wait_for(timeout=30_000)
@@ -244,5 +244,8 @@ def test_the_address_follows_navigation_and_edits_while_runs_train(page):
         finally:
             other.close()
         page.get_by_role("link", name="Train", exact=True).click()
-        page.get_by_role("button", name="Stop").click(timeout=30_000)  # stops both runs
+        main = page.get_by_test_id("stMainBlockContainer")  # (the header has Streamlit's own Stop button)
+        stop = main.get_by_role("button", name="Stop", exact=True)
+        if stop.is_enabled():  # on a quiet machine the two runs may have finished by now
+            stop.click(timeout=30_000)  # stops both runs
         page.get_by_text("Settings are locked").wait_for(state="detached", timeout=60_000)

@@ -49,7 +49,7 @@ def stroke(page, canvas, points) -> None:
 def test_draw_keep_and_score_then_download_the_script(page, tmp_path):
     page.goto(page.base_url + "/?preset=softmax-regression&epochs=1")
     page.get_by_text("Preset softmax-regression").wait_for(timeout=60_000)
-    page.get_by_role("button", name="Train").click(timeout=60_000)
+    page.get_by_role("button", name="Train", exact=True).click(timeout=60_000)
     page.get_by_text(re.compile(r"Finished: 1/1 epochs")).wait_for(timeout=120_000)
 
     page.get_by_role("link", name="Draw").click()

@@ -23,7 +23,7 @@ def page():
         pg = browser.new_page(viewport={"width": 1400, "height": 5200})
         pg.goto(f"{url}/?{SETUP}")
         pg.get_by_text("Build a multilayer perceptron").wait_for(timeout=30_000)
-        pg.get_by_role("button", name="Train").click()
+        pg.get_by_role("button", name="Train", exact=True).click()
         pg.get_by_text("Finished: 6/6 epochs").wait_for(timeout=120_000)
         pg.get_by_role("link", name="Inside").click()
         pg.get_by_text("What the first layer looks for").wait_for(timeout=30_000)
@@ -31,8 +31,13 @@ def page():
         browser.close()
 
 
+def epoch_slider(page):
+    """The page's epoch scrubber (the sidebar has sliders of its own)."""
+    return page.get_by_role("slider", name="Epoch (0 is before training)")
+
+
 def slider_value(page) -> str:
-    return page.get_by_test_id("stSlider").get_by_role("slider").get_attribute("aria-valuetext")
+    return epoch_slider(page).get_attribute("aria-valuetext")
 
 
 def settle(page) -> None:
@@ -46,7 +51,7 @@ def test_scrub_epochs_and_select_a_unit(page):
     settle(page)
     shot(page, "inside-1-epoch6")
 
-    handle = page.get_by_test_id("stSlider").get_by_role("slider")
+    handle = epoch_slider(page)
     handle.focus()
     for _ in range(6):
         page.keyboard.press("ArrowLeft")
@@ -68,9 +73,9 @@ def test_scrub_epochs_and_select_a_unit(page):
 
 
 def test_play_animates_to_the_last_epoch(page):
-    page.get_by_role("button", name="Play").click()
+    page.get_by_role("button", name="Play", exact=True).click()
     page.get_by_text("Playing: epoch").first.wait_for(timeout=30_000)
-    page.get_by_role("button", name="Play").wait_for(timeout=60_000)  # back when it has played every epoch
+    page.get_by_role("button", name="Play", exact=True).wait_for(timeout=60_000)  # back when it has played every epoch
     deadline = time.monotonic() + 20
     while slider_value(page) != "6" and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -83,7 +88,7 @@ def test_an_mnist_sigmoid_mse_run_inside(page):
     base = page.url.split("/inside")[0]
     page.goto(f"{base}/?preset=notebook-mse&epochs=3&train_limit=3000")
     page.get_by_text("Build a multilayer perceptron").wait_for(timeout=30_000)
-    page.get_by_role("button", name="Train").click()
+    page.get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Finished: 3/3 epochs").wait_for(timeout=120_000)
     page.get_by_role("link", name="Inside").click()
     page.get_by_text("Why cross-entropy learns faster than MSE").wait_for(timeout=30_000)

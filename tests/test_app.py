@@ -301,7 +301,7 @@ def test_two_runs_of_a_parallel_model_share_the_cores_pause_and_stop(mnist, monk
     for run in long_runs:
         run.stop()
         run.join(60)
-    assert all(run.status == "stopped" for run in long_runs)
+    assert all(run.status == "stopped" for run in long_runs), [(r.status, r.epochs_done, r.message) for r in long_runs]
     assert share.trainings == 0 and share.looping == 0
     assert not any(t.name.startswith("mlp-lab-worker") for t in threading.enumerate())
 

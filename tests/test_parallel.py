@@ -187,3 +187,15 @@ def test_gradient_norms_are_the_last_batch_gradient_before_the_update(mnist, opt
     fresh.backward(fresh.loss.backward())
     expected = [np.linalg.norm(lin.grads["W"]) for lin in fresh.linears]
     assert [s["grad_norm"] for s in result.layer_stats] == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_planner_chooses_among_the_variants_that_ran_when_other_trainings_hold_the_cores(mnist, monkeypatch):
+    """Offered threads when the run starts, then denied them while another training computes: the planner keeps a
+    variant it timed (it had failed on the candidate without timings: 'no median for empty data')."""
+    share = CpuShare(cores=2)
+    monkeypatch.setattr(parallel, "_SHARE", share)
+    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(200,), epochs=1, train_limit=8000)
+    plans = []
+    with share.training():  # another training, computing the whole time
+        (result,) = list(numpy_train(cfg, mnist, on_plan=plans.append))
+    assert plans[0].startswith("1 thread") and np.isfinite(result.train_loss)

@@ -102,7 +102,8 @@ class FastStep:
             return "still measuring"
         if len(self.candidates) == 1:
             return str(self.variant)
-        times = ", ".join(f"{v}: {1e3 * statistics.median(t[1:]):.2f} ms" for v, t in self.timings.items())
+        times = ", ".join(f"{v}: {1e3 * statistics.median(t[PLAN_BATCHES:]):.2f} ms"
+                          for v, t in self.timings.items() if len(t) > PLAN_BATCHES)
         return f"{self.variant} (measured per batch: {times})"
 
     # ------------------------------------------------------------------ the loop's calls
@@ -143,7 +144,10 @@ class FastStep:
     def _next_trial(self) -> Variant:
         per_round = PLAN_BATCHES * len(self.candidates)
         if self._trial >= PLAN_ROUNDS * per_round:
-            self.variant = min(self.candidates, key=lambda v: statistics.median(self.timings[v][PLAN_BATCHES:]))
+            # a candidate that could not run as itself (threads while other trainings held the cores) has no
+            # timings of its own: it is not chosen
+            timed = [v for v in self.candidates if len(self.timings[v]) > PLAN_BATCHES] or self.candidates[:1]
+            self.variant = min(timed, key=lambda v: statistics.median(self.timings[v][PLAN_BATCHES:] or [0.0]))
             return self.variant
         variant = self.candidates[self._trial % per_round // PLAN_BATCHES]
         self._trial += 1

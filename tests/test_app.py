@@ -410,6 +410,7 @@ def pause_mid_epoch(at: AppTest) -> AppTest:
         if active_run(at).progress.batch:
             return at
         at.button(key="resume").click().run()
+        at = wait_for(at, lambda a: active_run(a).status == "running")  # its slot back (a paused run gives it up)
     raise AssertionError("every pause landed at an epoch's end")
 
 

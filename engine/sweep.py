@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import io
 import itertools
 import json
 import os
-import pickle
 import queue
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -36,6 +37,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from engine.config import FIELDS, ConfigError, TrainConfig, cli_flag, describe, parse_value
 from engine.data import Dataset, load_dataset
@@ -188,6 +191,56 @@ def point_events(point: SweepPoint, data: Dataset | None = None, should_stop=Non
 # ---------------------------------------------------------------- local: a pool of worker processes
 
 STOP = "stop"  # the message that stops a worker's points
+
+
+def write_message(stream, meta: dict, arrays: Sequence = ()) -> None:
+    """One message on a pipe: its length, then an .npz holding `meta` as JSON and the arrays (no pickle)."""
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+             **{f"a{i}": a for i, a in enumerate(arrays)})
+    stream.write(struct.pack("<Q", buf.tell()) + buf.getvalue())
+    stream.flush()
+
+
+def read_message(stream) -> tuple[dict, list]:
+    """The next message of write_message; EOFError when the pipe has ended. Arrays are read with pickle refused."""
+    head = stream.read(8)
+    if len(head) < 8:
+        raise EOFError
+    raw = stream.read(struct.unpack("<Q", head)[0])
+    with np.load(io.BytesIO(raw), allow_pickle=False) as f:
+        meta = json.loads(bytes(f["meta"]).decode())
+        return meta, [f[f"a{i}"] for i in range(len(f.files) - 1)]
+
+
+def send_point(stream, point: SweepPoint | str) -> None:
+    """A point (or STOP) to a worker."""
+    if point == STOP:
+        write_message(stream, {"stop": True})
+        return
+    write_message(stream, {"index": point.index, "values": point.values, "error": point.error,
+                           "config": point.config.to_dict() if point.config else None})
+
+
+def receive_point(stream) -> SweepPoint | str:
+    meta, _ = read_message(stream)
+    if meta.get("stop"):
+        return STOP
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["values"].items()}
+    cfg = TrainConfig.from_dict(meta["config"]) if meta["config"] else None
+    return SweepPoint(meta["index"], values, cfg, meta["error"])
+
+
+def send_event(stream, event: PointEvent) -> None:
+    """A point's event from a worker: the epoch's result as JSON, the weights as arrays."""
+    write_message(stream, {"index": event.index, "kind": event.kind, "message": event.message,
+                           "result": event.result.to_dict() if event.result else None}, event.weights or ())
+
+
+def receive_event(stream) -> PointEvent:
+    meta, arrays = read_message(stream)
+    result = EpochResult.from_dict(meta["result"]) if meta["result"] else None
+    return PointEvent(meta["index"], meta["kind"], result, arrays if result else None, meta["message"])
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 WORKER = "from engine.sweep import worker_main; worker_main()"
 
@@ -198,7 +251,7 @@ def available_cores() -> int:
 
 
 def worker_main() -> None:
-    """A worker process: trains the points its stdin sends (pickled), writes their events to stdout (pickled).
+    """A worker process: trains the points its stdin sends, writes their events to stdout (write_message).
 
     Started fresh with `python -c` rather than by multiprocessing, whose 'spawn' re-runs the parent's main
     script in the child (in the app, the Streamlit page); 'fork' copies a threaded process badly.
@@ -211,8 +264,8 @@ def worker_main() -> None:
     def read() -> None:
         while True:
             try:
-                message = pickle.load(sys.stdin.buffer)
-            except (EOFError, OSError, pickle.UnpicklingError):  # the sweep is over, or gone
+                message = receive_point(sys.stdin.buffer)
+            except (EOFError, OSError, ValueError):  # the sweep is over, or gone
                 stop.set()
                 points.put(None)
                 return
@@ -226,8 +279,7 @@ def worker_main() -> None:
         events = ([PointEvent(point.index, STOPPED)] if stop.is_set() else
                   point_events(point, should_stop=stop.is_set))
         for event in events:
-            pickle.dump(event, out)
-            out.flush()
+            send_event(out, event)
 
 
 class Worker:
@@ -245,15 +297,14 @@ class Worker:
     def _read(self, events: queue.Queue) -> None:
         while True:
             try:
-                events.put((self, pickle.load(self.proc.stdout)))
-            except (EOFError, OSError, pickle.UnpicklingError):
+                events.put((self, receive_event(self.proc.stdout)))
+            except (EOFError, OSError, ValueError):
                 events.put((self, None))  # it exited
                 return
 
     def send(self, message) -> bool:
         try:
-            pickle.dump(message, self.proc.stdin)
-            self.proc.stdin.flush()
+            send_point(self.proc.stdin, message)
         except OSError:  # it died; its reader says so
             return False
         return True

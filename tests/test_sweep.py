@@ -307,3 +307,31 @@ def test_a_fork_says_what_it_cannot_share_and_why():
     assert not reseeded.same_init and not reseeded.same_order
     with pytest.raises(ConfigError, match="Learning rate"):
         fork(BASE, learning_rate=-1)
+
+
+def test_the_worker_pipe_carries_points_and_epochs_without_pickle():
+    """Points and events cross the pipe as JSON plus arrays; a message holding a pickled object is refused."""
+    import io
+    import struct
+
+    import numpy as np
+
+    from engine import PRESETS, EpochResult
+    from engine.sweep import EPOCH, PointEvent, SweepPoint, receive_event, receive_point, send_event, send_point
+
+    cfg = PRESETS["notebook-mse"].config.replace(hidden_sizes=("64bn.3", 16), betas=(0.8, 0.99))
+    pipe = io.BytesIO()
+    send_point(pipe, SweepPoint(3, {"hidden_sizes": cfg.hidden_sizes, "learning_rate": 0.5}, cfg))
+    result = EpochResult(1, 0.5, 0.9, 0.6, 0.88, layer_stats=({"grad_norm": 1.5},), test_confusion=((1, 0), (0, 1)))
+    weights = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(3, np.float32)]
+    send_event(pipe, PointEvent(3, EPOCH, result, weights))
+    pipe.seek(0)
+    point = receive_point(pipe)
+    assert point.config == cfg and point.values == {"hidden_sizes": cfg.hidden_sizes, "learning_rate": 0.5}
+    event = receive_event(pipe)
+    assert event.result == result and all(np.array_equal(a, b) for a, b in zip(event.weights, weights))
+    hostile = io.BytesIO()
+    np.savez(hostile, meta=np.frombuffer(b'{"index": 0}', np.uint8), a0=np.array([object()], dtype=object))
+    raw = hostile.getvalue()
+    with pytest.raises(ValueError):
+        receive_event(io.BytesIO(struct.pack("<Q", len(raw)) + raw))

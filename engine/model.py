@@ -84,6 +84,17 @@ class MLP:
                 arrays.update({f"{i}.{k}": a for k, a in layer.params.items()})
         return arrays
 
+    def parameter_names(self) -> list[str]:
+        """The `named_arrays` name of each of `parameters()`, in the same order (what optimizer state is saved
+        under)."""
+        ids = {id(p) for p, _ in self.parameters()}
+        return [name for name, a in self.named_arrays().items() if id(a) in ids]
+
+    @property
+    def dropout_rng(self) -> np.random.Generator | None:
+        """The generator every Dropout layer draws its masks from (one per model), or None without dropout."""
+        return next((layer.rng for layer in self.layers if isinstance(layer, Dropout)), None)
+
     @property
     def eval_chunk(self) -> int:
         """Rows per forward pass when evaluating: fewer through convolutions, whose images take 32x the memory."""

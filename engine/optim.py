@@ -14,7 +14,10 @@ ParamsAndGrads = list[tuple[np.ndarray, np.ndarray]]
 
 
 class Optimizer:
-    """Base: `step()` applies `update` to every (param, grad) pair; `state[i]` is parameter i's memory."""
+    """Base: `step()` applies `update` to every (param, grad) pair; `state[i]` is parameter i's memory (the arrays
+    named in STATE), `steps` the steps taken."""
+
+    STATE: tuple[str, ...] = ()
 
     def __init__(self, params_and_grads: ParamsAndGrads, lr: float, weight_decay: float = 0.0) -> None:
         self.params_and_grads = list(params_and_grads)
@@ -33,6 +36,23 @@ class Optimizer:
         """Change p in place, given its gradient g (L2 included)."""
         raise NotImplementedError
 
+    def state_dict(self, names: list[str]) -> dict[str, np.ndarray]:
+        """Copies of the memory, "<param name>.<state>" (names: one per parameter), and "steps"."""
+        out = {"steps": np.array(self.steps)}
+        for name, (p, _), state in zip(names, self.params_and_grads, self.state, strict=True):
+            out.update({f"{name}.{k}": state[k].copy() if k in state else np.zeros_like(p) for k in self.STATE})
+        return out
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], names: list[str]) -> None:
+        """Take `state_dict`'s memory back (as copies); a missing or misshapen array is a ValueError."""
+        for name, (p, _), state in zip(names, self.params_and_grads, self.state, strict=True):
+            for k in self.STATE:
+                a = arrays.get(f"{name}.{k}")
+                if a is None or a.shape != p.shape:
+                    raise ValueError(f"the optimizer state for {name}.{k} is missing or has the wrong shape")
+                state[k] = a.astype(p.dtype)
+        self.steps = int(arrays["steps"])
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.lr:g})"
 
@@ -46,6 +66,8 @@ class SGD(Optimizer):
 
 class Momentum(Optimizer):
     """Heavy ball, as torch.optim.SGD(momentum=mu): v <- mu * v + g; p <- p - lr * v (v starts at 0)."""
+
+    STATE = ("v",)
 
     def __init__(self, params_and_grads, lr, momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__(params_and_grads, lr, weight_decay)
@@ -65,6 +87,8 @@ class Adam(Optimizer):
     m_hat = m / (1 - b1^t);  v_hat = v / (1 - b2^t)     (bias corrections, t = step number)
     p <- p - lr * m_hat / (sqrt(v_hat) + eps)
     """
+
+    STATE = ("m", "v")
 
     def __init__(self, params_and_grads, lr, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):

@@ -1,8 +1,11 @@
 """The training contract every backend keeps: `train()`, its EpochResult, the data splits, the batch order,
-divergence, and what an epoch's evaluation records. The loops themselves are in engine/backends/."""
+divergence, what an epoch's evaluation records and the Checkpoint a training goes on from. The loops themselves are
+in engine/backends/."""
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +22,7 @@ from engine.model import MLP, seed_streams
 ACTIVATION_TYPES = tuple(ACTIVATIONS.values())
 ShouldStop = Callable[[], bool]
 OnBatch = Callable[[int, int, float], None]  # (batches done this epoch, batches per epoch, that batch's loss)
+OnCheckpoint = Callable[["Checkpoint"], None]  # told where training stands after each epoch
 PROBE_ROWS = 512  # test rows whose activations layer_stats describes
 SATURATION_MARGIN = 0.02  # an activation this close to a bound of its range counts as saturated
 SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}  # the bounds of the saturating activations' ranges
@@ -244,6 +248,64 @@ class EarlyStopping:
         """The best epoch's weights back into the model."""
         self.model.set_weights(self.best_weights)
 
+    def memory(self) -> dict:
+        """What it remembers, for a Checkpoint: the best loss, its epoch, the epochs waited since (JSON)."""
+        return {"best_loss": self.best_loss, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def recall(self, memory: dict, best_weights: list[np.ndarray] | None) -> None:
+        """Take a Checkpoint's memory back."""
+        self.best_loss, self.best_epoch, self.wait = float(memory["best_loss"]), memory["best_epoch"], memory["wait"]
+        self.best_weights = best_weights
+
+
+@dataclass
+class Checkpoint:
+    """Where a training stands after `epoch` whole epochs, besides the weights the model holds: what it needs to go
+    on as if it had never stopped (PyTorch's `{"optimizer": optimizer.state_dict(), ...}` checkpoint, whole).
+
+    optimizer     the optimizer's memory in engine/optim.py's names, per parameter (`MLP.parameter_names`):
+                  "steps" (t), "0.W.m" and "0.W.v" for Adam, "0.W.v" for momentum; SGD has none
+    random        the random streams' positions: "shuffle" (the batch order), "dropout" (numpy bit generator
+                  states, or a torch generator's state as a list of bytes)
+    early         early stopping's memory (EarlyStopping.memory), and `best_weights` its best epoch's weights
+
+    `train(cfg, data, model, resume=checkpoint)`, the model holding the weights of that epoch, trains epochs
+    epoch + 1 ... cfg.epochs: the same history and weights, to float rounding, as one training that never stopped.
+    """
+
+    history: list[EpochResult]
+    optimizer: dict[str, np.ndarray]
+    random: dict[str, object]
+    early: dict = field(default_factory=dict)
+    best_weights: list[np.ndarray] | None = None
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history)
+
+    def to_npz(self) -> bytes:
+        """One .npz: the arrays under "optimizer/..." and "best/<i>", everything else as JSON in "meta"."""
+        meta = {"history": [r.to_dict() for r in self.history], "random": self.random, "early": self.early}
+        arrays = {f"optimizer/{k}": v for k, v in self.optimizer.items()}
+        arrays.update({f"best/{i}": a for i, a in enumerate(self.best_weights or [])})
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_npz(cls, raw: bytes) -> Checkpoint:
+        """Back from `to_npz` (numbers and text only: nothing is unpickled); a damaged file is a ValueError."""
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as f:
+                meta = json.loads(str(f["meta"]))
+                optimizer = {k.removeprefix("optimizer/"): f[k] for k in f.files if k.startswith("optimizer/")}
+                best = sorted((k for k in f.files if k.startswith("best/")), key=lambda k: int(k.split("/")[1]))
+                best_weights = [f[k] for k in best] or None
+            history = [EpochResult.from_dict(r) for r in meta["history"]]
+            return cls(history, optimizer, meta["random"], meta["early"], best_weights)
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as err:  # JSONDecodeError is a ValueError
+            raise ValueError(f"the checkpoint is unreadable ({err})") from err
+
 
 def diverged(cfg: TrainConfig, history: list[EpochResult], epoch: int, batch: int) -> TrainingDiverged:
     """The error a backend raises when the loss becomes NaN or infinite."""
@@ -254,14 +316,18 @@ def diverged(cfg: TrainConfig, history: list[EpochResult], epoch: int, batch: in
 
 
 def train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, should_stop: ShouldStop | None = None,
-          on_batch: OnBatch | None = None) -> Iterator[EpochResult]:
+          on_batch: OnBatch | None = None, resume: Checkpoint | None = None,
+          on_checkpoint: OnCheckpoint | None = None) -> Iterator[EpochResult]:
     """Train `model` (or a fresh one from cfg) on data with cfg's backend, yielding an EpochResult after each epoch.
 
     Stop by not asking for the next epoch, or by `should_stop()` returning True between batches.
     `on_batch(done, total, loss)` is called after every batch (loss None where a backend does not read
     it back: on a GPU that would make the host wait). A non-finite loss raises TrainingDiverged
-    carrying the history so far.
+    carrying the history so far. `on_checkpoint(checkpoint)` is told where training stands after each
+    epoch, before that epoch is yielded; `resume=checkpoint` (with `model` holding that epoch's weights) goes on
+    from there.
     """
     from engine.backends import get_backend
 
-    return get_backend(cfg.backend).train(cfg, data, model=model, should_stop=should_stop, on_batch=on_batch)
+    return get_backend(cfg.backend).train(cfg, data, model=model, should_stop=should_stop, on_batch=on_batch,
+                                          resume=resume, on_checkpoint=on_checkpoint)

@@ -19,9 +19,11 @@ from engine.data import Dataset
 from engine.model import MLP, build_model, seed_streams
 from engine.optim import make_optimizer
 from engine.train import (
+    Checkpoint,
     EarlyStopping,
     EpochResult,
     OnBatch,
+    OnCheckpoint,
     ShouldStop,
     Splits,
     batch_order,
@@ -47,6 +49,12 @@ class TextbookStep:
         self.optimizer.step()
         return loss
 
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        return self.optimizer.state_dict(self.model.parameter_names())
+
+    def load_optimizer_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.optimizer.load_state_dict(arrays, self.model.parameter_names())
+
     def epoch(self) -> nullcontext:
         return nullcontext()
 
@@ -55,19 +63,28 @@ class TextbookStep:
 
 
 def fit(cfg: TrainConfig, model: MLP, splits: Splits, step, should_stop: ShouldStop | None = None,
-        on_batch: OnBatch | None = None) -> Iterator[EpochResult]:
+        on_batch: OnBatch | None = None, resume: Checkpoint | None = None,
+        on_checkpoint: OnCheckpoint | None = None) -> Iterator[EpochResult]:
     """Shuffle, step through the batches, evaluate, yield; `step` is a TextbookStep or a FastStep.
 
     With early stopping (cfg.patience) the last result yielded carries `kept_epoch`, and the model then holds that
-    epoch's weights.
+    epoch's weights. `resume`: go on from that checkpoint (the model holds its weights); `on_checkpoint`: told
+    where training stands after each epoch.
     """
     rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])
     X, Y = step.x_train, splits.y_train
     history: list[EpochResult] = []
     early = EarlyStopping(cfg, model)
+    if resume is not None:
+        history = list(resume.history)
+        rng.bit_generator.state = resume.random["shuffle"]
+        if model.dropout_rng is not None:
+            model.dropout_rng.bit_generator.state = resume.random["dropout"]
+        step.load_optimizer_state(resume.optimizer)
+        early.recall(resume.early, resume.best_weights)
     before = linear_weights(model)  # the weights each epoch starts from: its update ratio's reference
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(len(history) + 1, cfg.epochs + 1):
             started = time.perf_counter()
             batches = batch_order(rng, len(Y), cfg.batch_size)
             with step.epoch(), np.errstate(over="ignore", invalid="ignore"):  # blow-ups: TrainingDiverged
@@ -88,6 +105,11 @@ def fit(cfg: TrainConfig, model: MLP, splits: Splits, step, should_stop: ShouldS
                 raise diverged(cfg, history, epoch, len(batches))
             result = early.check(result)
             history.append(result)
+            if on_checkpoint is not None:
+                on_checkpoint(Checkpoint(list(history), step.optimizer_state(), {
+                    "shuffle": rng.bit_generator.state,
+                    "dropout": model.dropout_rng.bit_generator.state if model.dropout_rng is not None else None},
+                    early.memory(), early.best_weights))
             yield result
             if early.stopped:
                 return
@@ -98,15 +120,17 @@ def fit(cfg: TrainConfig, model: MLP, splits: Splits, step, should_stop: ShouldS
 
 
 def textbook_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, should_stop: ShouldStop | None = None,
-                   on_batch: OnBatch | None = None) -> Iterator[EpochResult]:
+                   on_batch: OnBatch | None = None, resume: Checkpoint | None = None,
+                   on_checkpoint: OnCheckpoint | None = None) -> Iterator[EpochResult]:
     """The `textbook` backend: engine/layers, losses, optim and model, nothing else."""
     splits = make_splits(cfg, data)
     model = model or build_model(cfg, data.n_features, data.n_classes)
-    return fit(cfg, model, splits, TextbookStep(cfg, model, splits), should_stop, on_batch)
+    return fit(cfg, model, splits, TextbookStep(cfg, model, splits), should_stop, on_batch, resume, on_checkpoint)
 
 
 def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, should_stop: ShouldStop | None = None,
-                on_batch: OnBatch | None = None, workers: int | None = None, trim_inputs: bool = True,
+                on_batch: OnBatch | None = None, resume: Checkpoint | None = None,
+                on_checkpoint: OnCheckpoint | None = None, workers: int | None = None, trim_inputs: bool = True,
                 sparse: bool | None = None, on_plan=None) -> Iterator[EpochResult]:
     """The `numpy` backend: the textbook maths through engine/fast.
 
@@ -119,10 +143,11 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
     splits = make_splits(cfg, data)
     model = model or build_model(cfg, data.n_features, data.n_classes)
     step = FastStep(cfg, model, splits, workers=workers, trim_inputs=trim_inputs, sparse=sparse)
-    epochs = fit(cfg, model, splits, step, should_stop, on_batch)
+    epochs = fit(cfg, model, splits, step, should_stop, on_batch, resume, on_checkpoint)
+    first = resume.epoch + 1 if resume is not None else 1
     try:
         for result in epochs:
-            if on_plan is not None and result.epoch == 1:
+            if on_plan is not None and result.epoch == first:
                 on_plan(step.plan)
             yield result
     finally:

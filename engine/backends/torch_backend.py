@@ -20,9 +20,11 @@ from engine.data import Dataset
 from engine.model import MLP, build_model, seed_streams
 from engine.train import (
     PROBE_ROWS,
+    Checkpoint,
     EarlyStopping,
     EpochResult,
     OnBatch,
+    OnCheckpoint,
     ShouldStop,
     batch_order,
     confusion_tuple,
@@ -89,6 +91,9 @@ class TorchMLP:
                  "linear": lambda a: a}[cfg.output](z)
             per_row = ((y - T) ** 2).sum(1)
         return per_row.mean() if reduction == "mean" else per_row.sum()
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, np.ndarray]:
+        return _evaluate(self, x, y)
 
     def copy_to(self, model: MLP) -> None:
         """Weights (and last gradients) back into the NumPy model, so every view of a run sees them."""
@@ -368,7 +373,8 @@ class TrainStep:
 
 
 def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, should_stop: ShouldStop | None = None,
-                on_batch: OnBatch | None = None, cuda_graphs: bool | None = None,
+                on_batch: OnBatch | None = None, resume: Checkpoint | None = None,
+                on_checkpoint: OnCheckpoint | None = None, cuda_graphs: bool | None = None,
                 torch_optim: bool = False) -> Iterator[EpochResult]:
     """Same contract as engine.train.train; cuda_graphs=None uses them on CUDA.
 
@@ -381,11 +387,10 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
     device = resolve_device(cfg.device)
     model = model or build_model(cfg, data.n_features, data.n_classes)
     if not torch_layers.dense_path_fits(model):
-        yield from torch_layers.generic_train(cfg, data, model, device, should_stop, on_batch)
+        yield from torch_layers.generic_train(cfg, data, model, device, should_stop, on_batch, resume, on_checkpoint)
         return
     splits = make_splits(cfg, data)
     net = TorchMLP(cfg, model, device)
-    rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])
 
     def put(a):
         return None if a is None else torch.tensor(a, device=device)  # a copy: dataset arrays are read-only
@@ -397,11 +402,70 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
     if cuda_graphs is None:
         cuda_graphs = device.type == "cuda"
     step = TrainStep(net, cfg, X1, Y, use_graph=cuda_graphs, torch_optim=torch_optim)
-    probe = splits.x_test[:PROBE_ROWS]
-    before = linear_weights(model)  # the weights each epoch starts from: its update ratio's reference
+    states = None if torch_optim else [step.optimizer.state[id(p)] for p in net.parameters()]
+    yield from torch_fit(cfg, model, splits, net, step, evals, (net.parameters(), states), should_stop, on_batch,
+                         resume, on_checkpoint)
+
+
+TEXTBOOK_STATE = {"exp_avg": "m", "exp_avg_sq": "v", "momentum_buffer": "v"}  # torch.optim's names -> engine/optim's
+
+
+def textbook_state(states: list[dict], names: list[str], steps: int) -> dict[str, np.ndarray]:
+    """A checkpoint's optimizer memory (engine/optim.py's names) from each parameter's torch.optim-style state."""
+    out = {"steps": np.array(steps)}
+    for name, state in zip(names, states, strict=True):
+        for key, value in state.items():
+            if key in TEXTBOOK_STATE and value is not None:
+                out[f"{name}.{TEXTBOOK_STATE[key]}"] = value.detach().cpu().numpy().copy()
+    return out
+
+
+@torch.no_grad()
+def load_textbook_state(cfg: TrainConfig, arrays: dict[str, np.ndarray], names: list[str],
+                        params: list[torch.Tensor], states: list[dict]) -> None:
+    """Fill each parameter's torch.optim-style state in place from a checkpoint's optimizer memory."""
+    keys = {"adam": ("exp_avg", "exp_avg_sq"), "momentum": ("momentum_buffer",)}.get(cfg.optimizer, ())
+    for name, p, state in zip(names, params, states, strict=True):
+        for key in keys:
+            value = arrays.get(f"{name}.{TEXTBOOK_STATE[key]}")
+            if value is None or value.shape != tuple(p.shape):
+                raise ValueError(f"the optimizer state for {name}.{TEXTBOOK_STATE[key]} is missing or has the "
+                                 "wrong shape")
+            value = torch.as_tensor(value, dtype=p.dtype, device=p.device)
+            if key in state:
+                state[key].copy_(value)
+            else:
+                state[key] = value.clone()
+        if cfg.optimizer == "adam":
+            if "step" in state:
+                state["step"].fill_(int(arrays["steps"]))
+            else:
+                state["step"] = torch.tensor(float(arrays["steps"]))
+
+
+def torch_fit(cfg: TrainConfig, model: MLP, splits, net, step, evals: dict, optimizer: tuple[list, list | None],
+              should_stop: ShouldStop | None, on_batch: OnBatch | None, resume: Checkpoint | None,
+              on_checkpoint: OnCheckpoint | None) -> Iterator[EpochResult]:
+    """The torch epoch loop, for TorchMLP and torch_layers.TorchNet alike: `step(sel)` trains the rows `sel`;
+    `optimizer` = (the torch parameters in the model's parameter order, each one's state dict)."""
+    device = net.device
+    rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])
+    names = model.parameter_names()
+    params, states = optimizer
     history: list[EpochResult] = []
     early = EarlyStopping(cfg, model)
-    for epoch in range(1, cfg.epochs + 1):
+    if resume is not None:
+        if states is None:
+            raise ValueError("Resuming needs the backend's own optimizer (not torch_optim)")
+        history = list(resume.history)
+        rng.bit_generator.state = resume.random["shuffle"]
+        if resume.random.get("dropout") is not None:
+            net.gen.set_state(torch.tensor(resume.random["dropout"], dtype=torch.uint8))
+        load_textbook_state(cfg, resume.optimizer, names, params, states)
+        early.recall(resume.early, resume.best_weights)
+    probe = splits.x_test[:PROBE_ROWS]
+    before = linear_weights(model)  # the weights each epoch starts from: its update ratio's reference
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         batches = batch_order(rng, len(splits.y_train), cfg.batch_size)
         order = torch.from_numpy(np.concatenate(batches)).to(device)
@@ -417,7 +481,7 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # the GPU works behind the host: train_seconds ends when it is done
         t1 = time.perf_counter()
-        metrics = {name: _evaluate(net, x, y) for name, (x, y) in evals.items()}  # the host waits here
+        metrics = {name: net.evaluate(x, y) for name, (x, y) in evals.items()}  # the host waits here
         if not all(math.isfinite(loss) for loss, _, _ in metrics.values()):
             raise diverged(cfg, history, epoch, len(batches))  # the model keeps the last finite epoch's weights
         net.copy_to(model)
@@ -429,6 +493,11 @@ def torch_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
                              t2 - t0, t1 - t0, t2 - t1, stats, confusion_tuple(metrics["test"][2]))
         result = early.check(result)
         history.append(result)
+        if on_checkpoint is not None and states is not None:
+            on_checkpoint(Checkpoint(list(history), textbook_state(states, names, epoch * len(batches)),
+                                     {"shuffle": rng.bit_generator.state,
+                                      "dropout": net.gen.get_state().tolist()},
+                                     early.memory(), early.best_weights))
         try:
             yield result
         finally:  # early stopping: the model keeps the best epoch's weights, also where the caller stops asking here

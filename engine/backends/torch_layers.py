@@ -24,33 +24,19 @@ e.g. batch norm's `layer.state["running_mean"]`), and `net.gen` the dropout gene
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.backends.torch_backend import TorchMLP
+from engine.backends.torch_backend import TorchMLP, torch_fit
 from engine.config import TrainConfig
 from engine.conv import Conv2D, Flatten, MaxPool2D, ToImages
 from engine.data import Dataset
 from engine.layers import ACTIVATIONS, BatchNorm, Dropout, Layer, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
 from engine.model import MLP, seed_streams
-from engine.train import (
-    PROBE_ROWS,
-    EarlyStopping,
-    EpochResult,
-    OnBatch,
-    ShouldStop,
-    batch_order,
-    confusion_tuple,
-    diverged,
-    layer_stats,
-    linear_weights,
-    make_splits,
-)
+from engine.train import Checkpoint, EpochResult, OnBatch, OnCheckpoint, ShouldStop, make_splits
 
 Forward = Callable[[torch.Tensor, bool], torch.Tensor]
 EVAL_ROWS = 1024  # rows per forward pass when evaluating: a convolution's images take much memory
@@ -203,12 +189,12 @@ def dense_path_fits(model: MLP) -> bool:
 
 
 def generic_train(cfg: TrainConfig, data: Dataset, model: MLP, device: torch.device,
-                  should_stop: ShouldStop | None = None, on_batch: OnBatch | None = None) -> Iterator[EpochResult]:
+                  should_stop: ShouldStop | None = None, on_batch: OnBatch | None = None,
+                  resume: Checkpoint | None = None, on_checkpoint: OnCheckpoint | None = None) -> Iterator[EpochResult]:
     """torch_backend.torch_train's contract for any model: autograd and torch.optim, the engine's batch order."""
     splits = make_splits(cfg, data)
     net = TorchNet(cfg, model, device)
     optimizer = net.optimizer()
-    rng = np.random.default_rng(seed_streams(cfg.seed)["shuffle"])
 
     def put(a):
         return torch.tensor(a, device=device)  # a copy: dataset arrays are read-only
@@ -217,45 +203,13 @@ def generic_train(cfg: TrainConfig, data: Dataset, model: MLP, device: torch.dev
     evals = {"train": (X, Y), "test": (put(splits.x_test), put(splits.y_test))}
     if splits.x_val is not None:
         evals["val"] = (put(splits.x_val), put(splits.y_val))
-    probe = splits.x_test[:PROBE_ROWS]
-    before = linear_weights(model)
-    history: list[EpochResult] = []
-    early = EarlyStopping(cfg, model)
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        batches = batch_order(rng, len(splits.y_train), cfg.batch_size)
-        order = torch.from_numpy(np.concatenate(batches)).to(device)
-        start = 0
-        for b, idx in enumerate(batches, 1):
-            sel = order[start:start + len(idx)]
-            start += len(idx)
-            optimizer.zero_grad(set_to_none=True)
-            net.loss(net.forward(X[sel], train=True), Y[sel]).backward()
-            optimizer.step()
-            if on_batch is not None:
-                on_batch(b, len(batches), None)  # reading the loss back would make a GPU's host wait
-            if should_stop is not None and should_stop():
-                net.copy_to(model)
-                return
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t1 = time.perf_counter()
-        metrics = {name: net.evaluate(x, y) for name, (x, y) in evals.items()}
-        if not all(math.isfinite(loss) for loss, _, _ in metrics.values()):
-            raise diverged(cfg, history, epoch, len(batches))  # the model keeps the last finite epoch's weights
-        net.copy_to(model)
-        stats = layer_stats(model, probe, before)
-        before = linear_weights(model)
-        t2 = time.perf_counter()
-        val = metrics.get("val", (None, None, None))
-        result = EpochResult(epoch, *metrics["train"][:2], *metrics["test"][:2], val[0], val[1],
-                             t2 - t0, t1 - t0, t2 - t1, stats, confusion_tuple(metrics["test"][2]))
-        result = early.check(result)
-        history.append(result)
-        try:
-            yield result
-        finally:  # early stopping: the model keeps the best epoch's weights, also where the caller stops asking here
-            if early.stopped:
-                early.restore()
-        if early.stopped:
-            return
+
+    def step(sel: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        net.loss(net.forward(X[sel], train=True), Y[sel]).backward()
+        optimizer.step()
+
+    by_array = {id(array): tensor for array, _, tensor in net.params}
+    params = [by_array[id(a)] for a, _ in model.parameters()]  # in the model's parameter order
+    yield from torch_fit(cfg, model, splits, net, step, evals, (params, [optimizer.state[p] for p in params]),
+                         should_stop, on_batch, resume, on_checkpoint)

@@ -62,6 +62,30 @@ class FastOptimizer(textbook.Optimizer):
     def new_state(self, p: np.ndarray) -> dict[str, np.ndarray]:
         return {}
 
+    def to_textbook(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A parameter's memory in engine/optim.py's names and units (new arrays)."""
+        return {}
+
+    def from_textbook(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The inverse of `to_textbook`."""
+        return {}
+
+    def state_dict(self, names: list[str]) -> dict[str, np.ndarray]:
+        """As the textbook optimizer's: its names and units, so a checkpoint is the same whichever step wrote it."""
+        out = {"steps": np.array(self.steps)}
+        for name, (p, _), state in zip(names, self.params_and_grads, self.state, strict=True):
+            book = self.to_textbook(state) if state else {k: np.zeros_like(p) for k in self.STATE}
+            out.update({f"{name}.{k}": a for k, a in book.items()})
+        return out
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray], names: list[str]) -> None:
+        super().load_state_dict(arrays, names)  # in the textbook's names: converted now
+        for state in self.state:
+            fast = self.from_textbook(state)
+            state.clear()
+            state.update(fast)
+        self._state_made = True
+
     def update(self, p: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
         """Apply the rule; `g` is grad_scale times the gradient (L2 included) and may be overwritten."""
         raise NotImplementedError
@@ -84,6 +108,8 @@ class FastMomentum(FastOptimizer):
     gradient a step is three passes, not four.
     """
 
+    STATE = ("v",)
+
     def __init__(self, params_and_grads, lr, momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__(params_and_grads, lr, weight_decay)
         self.momentum = momentum
@@ -94,6 +120,12 @@ class FastMomentum(FastOptimizer):
 
     def new_state(self, p):
         return {"momentum_buffer": np.zeros_like(p)}  # mu * 0 + g is the first step's "buffer = g" exactly
+
+    def to_textbook(self, state):
+        return {"v": state["momentum_buffer"] / self.lr}
+
+    def from_textbook(self, state):
+        return {"momentum_buffer": state["v"] * self.lr}
 
     def update(self, p, g, state):
         v = state["momentum_buffer"]  # lr v
@@ -116,8 +148,18 @@ class FastAdam(FastOptimizer):
         super().__init__(params_and_grads, lr, weight_decay)
         self.betas, self.eps = betas, eps
 
+    STATE = ("m", "v")
+
     def new_state(self, p):
         return {"M": np.zeros_like(p), "V": np.zeros_like(p)}
+
+    def to_textbook(self, state):
+        b1, b2 = self.betas
+        return {"m": (1 - b1) * state["M"], "v": (1 - b2) * state["V"]}
+
+    def from_textbook(self, state):
+        b1, b2 = self.betas
+        return {"M": state["m"] / (1 - b1), "V": state["v"] / (1 - b2)}
 
     def update(self, p, g, state):
         b1, b2 = self.betas

@@ -140,6 +140,29 @@ class FastStep:
         if self.trimmed is not None:
             self.trimmed.sync()
 
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """The optimizer's memory as the textbook optimizer of the learner's model keeps it (a Checkpoint's)."""
+        names = self.model.parameter_names()
+        arrays = self.optimizer.state_dict(names)
+        if self.trimmed is not None:  # the first layer's memory, in its full rows
+            for k in self.optimizer.STATE:
+                W, b = f"{names[0]}.{k}", f"{names[1]}.{k}"
+                full = np.empty_like(self.model.linears[0].params["W"])
+                self.trimmed.full_grad(arrays[W], arrays[b], full)
+                arrays[W] = full
+        return arrays
+
+    def load_optimizer_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Take `optimizer_state()`'s memory back (a Checkpoint's)."""
+        names = self.model.parameter_names()
+        arrays = dict(arrays)
+        if self.trimmed is not None:
+            for k in self.optimizer.STATE:
+                W, b = f"{names[0]}.{k}", f"{names[1]}.{k}"
+                if W in arrays and b in arrays:
+                    arrays[W] = self.trimmed.rows_of(arrays[W], arrays[b])
+        self.optimizer.load_state_dict(arrays, names)
+
     # ------------------------------------------------------------------ planning
     def _next_trial(self) -> Variant:
         per_round = PLAN_BATCHES * len(self.candidates)

@@ -148,6 +148,12 @@ class TrimmedInputs:
         if len(self.trim.folded):
             out[self.trim.folded] = self.trim.values[:, None] * bias_grad
 
+    def rows_of(self, full: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """The inverse of `full_grad`: the trimmed rows of a full first-layer array that is zero in the blank rows
+        and c_j times `bias` in the folded ones (a gradient, or an optimizer's memory of gradients)."""
+        rows = full.take(self.trim.live, axis=0)
+        return np.vstack([rows, self.trim.norm * bias[None]]).astype(full.dtype) if len(self.trim.folded) else rows
+
     def sync(self) -> None:
         """Write the training's current first-layer rows into the learner's first-layer weights."""
         rows = self.net.linears[0].params["W"]

@@ -20,7 +20,7 @@ from ui.inside import confusion_epoch_widget, confusion_frame_at_epoch, open_in_
 from ui.live import follow
 from ui.mosaic import mosaic
 from ui.overfit import with_early_stopping
-from ui.resources import get_dataset
+from ui.resources import get_dataset, resume_button
 from ui.tabular import rows_frame, show_mistakes, show_samples
 from ui.text import images_word
 from ui.workspace import share_button
@@ -99,6 +99,7 @@ def views() -> None:
     st.caption(run.summary() + (f" — still training: the views below use the weights after epoch {run.epochs_done} "
                                 "and follow each epoch as it ends." if run.in_progress else ""))
     share_button(run)
+    resume_button(run, "results")
     warning = verdict(run.history, data.n_classes, run.config)
     if warning:
         st.warning(warning, icon=":material/warning:")

@@ -9,8 +9,8 @@ from ui.fork import fork_name, fork_note
 from ui.live import follow
 from ui.naming import run_label
 from ui.overfit import with_early_stopping
-from ui.resources import MAX_CONCURRENT_TRAININGS, get_dataset, start_run
-from ui.runs import DIVERGED, FAILED, FINISHED, PAUSED, QUEUED, RUNNING, STOPPED, TrainingRun
+from ui.resources import MAX_CONCURRENT_TRAININGS, get_dataset, resume_button, start_run
+from ui.runs import DIVERGED, FAILED, FINISHED, INTERRUPTED, PAUSED, QUEUED, RUNNING, STOPPED, TrainingRun
 
 PROGRESS_SECONDS = 1.0  # progress lines: cheap to redraw
 CURVES_SECONDS = 3.0  # numbers and charts: redrawing them costs the browser and the server real CPU
@@ -102,6 +102,10 @@ def status_line(run: TrainingRun) -> None:
             st.success(run.summary(), icon=":material/check_circle:")
     elif run.status == STOPPED:
         st.warning(run.summary(), icon=":material/stop_circle:")
+        resume_button(run, "train")
+    elif run.status == INTERRUPTED:
+        st.warning(run.summary(), icon=":material/power_off:")
+        resume_button(run, "train")
     elif run.status in (DIVERGED, FAILED):
         st.error(run.summary(), icon=":material/error:")
     if run.in_progress:

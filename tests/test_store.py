@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +195,98 @@ def test_a_workspace_with_no_tab_stops_its_runs_after_the_grace_period(tmp_path,
     assert run.status == "stopped" and run.epochs_done >= 0
     back = Registry(RunStore(tmp_path)).open(ws.token, "tab-3").runs
     assert [r.status for r in back] == (["stopped"] if run.epochs_done else [])
+
+
+RESUMABLE = TrainConfig(dataset="digits", hidden_sizes=(256, 256), activation="relu", output="softmax",
+                        loss="cross_entropy", optimizer="adam", learning_rate=1e-3, epochs=500, batch_size=8,
+                        init="he", dropout=0.1, backend="textbook", seed=11)
+
+
+def _reference(digits, cfg: TrainConfig, epochs: int):
+    """The same run trained without a stop, its first `epochs` epochs: history and weights."""
+    from engine import train
+
+    model = build_model(cfg, digits.n_features, digits.n_classes)
+    history = []
+    with closing(train(cfg, digits, model=model)) as gen:
+        for result in gen:
+            history.append(result)
+            if result.epoch == epochs:
+                break
+    return history, model.get_weights()
+
+
+def _wait(condition, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out")
+        time.sleep(0.02)
+
+
+def _assert_same_run(run: TrainingRun, history, weights) -> None:
+    assert [r.epoch for r in run.history] == [r.epoch for r in history]
+    np.testing.assert_allclose([r.test_loss for r in run.history], [r.test_loss for r in history], rtol=1e-5)
+    for a, b in zip(run.model.get_weights(), weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_kill_9_then_resume_trains_on_as_if_the_server_never_stopped(tmp_path, digits):
+    """A server killed mid-epoch: the interrupted run resumes from its last epoch's weights, Adam's moments, the
+    batch order's and dropout's random streams, and trains the epochs the uninterrupted run trains."""
+    script = textwrap.dedent(f"""
+        from engine import TrainConfig
+        from engine.data import load_dataset
+        from ui.runs import TrainingRun, TrainingSlots
+        from ui.store import RunStore
+        from ui.workspace import StoreRecorder, Workspace
+        run = TrainingRun(TrainConfig.from_dict({RESUMABLE.to_dict()!r}))
+        StoreRecorder(RunStore({str(tmp_path)!r}), Workspace("r" * 24)).add(run)
+        run.start(load_dataset("digits"), TrainingSlots(1))
+        run.join()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        def two_epochs() -> bool:
+            try:
+                return db(tmp_path).execute("SELECT count(*) FROM epochs").fetchone()[0] >= 2
+            except sqlite3.OperationalError:  # not made yet
+                return False
+        _wait(lambda: (tmp_path / DB_NAME).exists() and two_epochs())
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    store = RunStore(tmp_path)
+    back, = store.load_workspace("r" * 24)
+    back.recorder = StoreRecorder(store, Workspace("r" * 24))
+    assert back.status == INTERRUPTED
+    done = back.epochs_done
+    checkpoint = back.checkpoint()
+    assert checkpoint is not None and checkpoint.epoch == done
+    back.continue_training(digits, TrainingSlots(1), checkpoint)
+    back.step()  # one more epoch, then pause
+    _wait(lambda: back.status == "paused")
+    back.stop()
+    back.join(60)
+    assert back.status == "stopped" and back.epochs_done == done + 1
+    _assert_same_run(back, *_reference(digits, RESUMABLE, done + 1))
+    assert store.load_checkpoint(back).epoch == done + 1  # a stopped run can go on again
+    store.close()
+    again, = RunStore(tmp_path).load_workspace("r" * 24)
+    assert again.status == "stopped" and again.epochs_done == done + 1
+
+
+def test_a_stopped_run_without_a_store_resumes_from_memory(digits):
+    cfg = RESUMABLE.replace(epochs=4, hidden_sizes=(32,), batch_size=32)
+    run = TrainingRun(cfg)
+    run.start(digits, TrainingSlots(1))
+    run.step()
+    _wait(lambda: run.status == "paused")
+    run.stop()
+    run.join(60)
+    checkpoint = run.checkpoint()
+    assert run.status == "stopped" and checkpoint is not None and checkpoint.epoch == 1
+    run.continue_training(digits, TrainingSlots(1), checkpoint)
+    run.join(60)
+    assert run.status == "finished" and run.checkpoint() is None  # nothing left to resume
+    _assert_same_run(run, *_reference(digits, cfg, 4))

@@ -110,3 +110,34 @@ def test_hosted_mode_caps_what_one_visitor_trains(monkeypatch):
     assert run.status == "failed" and run.summary().endswith(f"This demo trains up to {limits.max_epochs} epochs "
                                                              "per run.")
     assert not at.exception
+
+
+def test_a_run_interrupted_by_a_restart_resumes_from_its_train_page():
+    """Stopped after some epochs, marked as training in the database (what a killed server leaves), the server
+    restarted: a reload shows the run as interrupted with a Resume button, which trains the epochs left."""
+    import sqlite3
+
+    from ui.store import DB_NAME, default_data_dir
+
+    first = train(visit(), epochs=40)
+    token = ws_of(first)
+    run = first.session_state["runs"][-1]
+    wait_until(lambda: run.epochs_done >= 2)
+    run.stop()
+    run.join(30)
+    done = run.epochs_done
+    assert 2 <= done < 40
+    con = sqlite3.connect(default_data_dir() / DB_NAME)
+    con.execute("UPDATE runs SET status='running' WHERE workspace=?", (token,))
+    con.commit()
+    con.close()
+    registry.clear()  # a new server process: the store is opened again, the run found interrupted
+    back = visit(ws=token)
+    assert not back.exception
+    resumed = back.session_state["runs"][-1]
+    assert resumed is not run and resumed.status == "interrupted" and resumed.epochs_done == done
+    assert any("Interrupted" in w.value for w in back.warning)
+    back.button(key=f"resume_train_{resumed.id}").click().run()
+    resumed.join(120)
+    assert resumed.status == "finished" and [r.epoch for r in resumed.history] == list(range(1, 41))
+    assert registry().store.load_workspace(token)[-1].epochs_done == 40

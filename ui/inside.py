@@ -26,6 +26,7 @@ from engine.model import MLP
 from engine.train import PROBE_ROWS, SATURATION_MARGIN
 from ui import state
 from ui.charts import confusion_frame
+from ui.memory import snapshots_of
 from ui.mosaic import LINE_H, caption_lines
 
 # Diverging colour map centred on 0 (ColorBrewer RdBu): blue negative, white zero, red positive
@@ -41,7 +42,7 @@ SINGLE_OUTPUT = ("sigmoid", "softmax")  # outputs cross-entropy works with
 
 def kept_epochs(run) -> list[int]:
     """The epochs whose weights can be shown: the run's snapshots, and its last epoch where they lack it."""
-    epochs = run.snapshots.epochs
+    epochs = snapshots_of(run).epochs
     if run.history and run.epochs_done not in epochs and (run.model is not None):
         epochs = [*epochs, run.epochs_done]
     return epochs
@@ -49,7 +50,7 @@ def kept_epochs(run) -> list[int]:
 
 def weights_at(run, epoch: int) -> list[np.ndarray]:
     """The run's parameters after `epoch` (one of kept_epochs): a snapshot, else the last epoch's weights."""
-    snapshot = run.snapshots.get(epoch)
+    snapshot = snapshots_of(run).get(epoch)
     if snapshot is not None:
         return snapshot
     return run.epoch_model().get_weights() if run.in_progress else run.model.get_weights()

@@ -11,9 +11,10 @@ import streamlit as st
 from engine import PRESETS, Dataset, load_dataset
 from engine.backends import prewarm_torch, torch_available
 from ui import state
+from ui.memory import estimate_bytes, make_room
 from ui.naming import run_label
 from ui.runs import FAILED, TrainingRun, TrainingSlots
-from ui.workspace import over_limits, record
+from ui.workspace import hosted_limits, over_limits, record, registry
 
 MAX_CONCURRENT_TRAININGS = 2  # in the whole process; further runs wait, shown as "queued"
 
@@ -54,15 +55,51 @@ def start_run(run: TrainingRun) -> None:
     """Start a run in the background, saved in this session's workspace (which stops it when every tab of the
     workspace has been gone a while); a run outside a workspace (a share link's page) stops when its tab closes.
     A hosted demo over its limits fails the run at once with the reason as its message."""
+    data = get_dataset(run.config.dataset)
     refused = over_limits(run.config, sum(r.in_progress for r in state.runs() if r is not run),
-                          training_slots().in_use)
+                          training_slots().in_use) or room_for(run, data)
     if refused:
         run.status, run.message = FAILED, refused
         return
     in_workspace = record(run)
-    run.start(get_dataset(run.config.dataset), training_slots())
+    run.start(data, training_slots())
     if not in_workspace:
         session_workers().append(run)
+
+
+def room_for(run: TrainingRun, data: Dataset) -> str | None:
+    """Memory for the run within the workspace's and the server's caps (ui/memory.py), or why there is none."""
+    others = [r for r in state.runs() if r is not run]
+    everyone = [r for r in registry().all_runs() + session_workers() if r is not run]
+    return make_room(estimate_bytes(run.config, data.n_features, data.n_classes), others, everyone,
+                     hosted_limits() is not None)
+
+
+def resume_button(run: TrainingRun, where: str) -> None:
+    """"Resume training" for a stopped or interrupted run that kept its last epoch's checkpoint: it trains the
+    epochs left, from that epoch's weights, optimizer state and random streams, as if it had never stopped."""
+    if run.checkpoint() is None:
+        return
+    left = run.config.epochs - run.epochs_done
+    if not st.button(f"Resume training (epochs {run.epochs_done + 1}-{run.config.epochs})",
+                     key=f"resume_{where}_{run.id}", icon=":material/play_arrow:",
+                     help=f"Trains the {left} epoch{'s' * (left != 1)} left from where the run stopped: the weights, "
+                          "the optimizer's memory (Adam's moments, momentum) and the shuffling of its last epoch, so "
+                          "it ends as if it had never stopped."):
+        return
+    checkpoint = run.checkpoint()  # again: another tab may have resumed it meanwhile
+    if checkpoint is None:
+        return
+    data = get_dataset(run.config.dataset)
+    refused = over_limits(run.config, sum(r.in_progress for r in state.runs() if r is not run),
+                          training_slots().in_use) or room_for(run, data)
+    if refused:
+        st.warning(refused)
+        return
+    run.continue_training(data, training_slots(), checkpoint)
+    st.session_state[state.ACTIVE_RUN] = run.id
+    st.session_state[state.FOLLOWED_RUNS] = [run.id]
+    st.rerun()
 
 
 def start_presets(names: tuple[str, ...]) -> list[str]:

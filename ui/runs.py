@@ -37,6 +37,7 @@ from engine.snapshots import (
     read_inside,
     write_inside,
 )
+from engine.train import Checkpoint
 from ui import state
 
 QUEUED, RUNNING, PAUSED, FINISHED, STOPPED, DIVERGED, FAILED, UPLOADED = (
@@ -111,9 +112,13 @@ class Recorder(Protocol):
     """What saves a run as it trains, called from its worker thread; it handles its own failures (a run whose
     saving fails trains on)."""
 
-    def epoch(self, run: TrainingRun, result: EpochResult, names: list[str], weights: list[np.ndarray]) -> None: ...
+    def epoch(self, run: TrainingRun, result: EpochResult, names: list[str], weights: list[np.ndarray],
+              checkpoint: Checkpoint | None) -> None: ...
 
     def end(self, run: TrainingRun) -> None: ...
+
+    def checkpoint(self, run: TrainingRun) -> Checkpoint | None:
+        """The saved checkpoint of the run's last epoch, or None."""
 
 
 @dataclass
@@ -146,6 +151,7 @@ class TrainingRun:
     partial_epoch_dropped: bool = False  # stopped or diverged mid-epoch: the model went back to the last epoch's end
     snapshots: Snapshots = field(default_factory=Snapshots)  # the weights after each epoch (0: before), for Inside
     recorder: Recorder | None = None  # saves the run as it trains (its workspace's store); None: kept in memory only
+    snapshots_released: bool = False  # its snapshots left memory to make room (ui/memory.py); the store has them
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -156,6 +162,7 @@ class TrainingRun:
         self._holds_slot = False
         self._predictions: tuple[int, np.ndarray] | None = None  # (epochs_done, test-set probabilities)
         self._epoch_weights: list[np.ndarray] | None = None  # the weights when the last epoch ended
+        self._checkpoint: Checkpoint | None = None  # the last epoch's, kept here when no store saves it
         if not self.name:
             self.name = f"{self.id} · {self.config.dataset} {self.config.architecture}"
 
@@ -166,7 +173,34 @@ class TrainingRun:
         back and queues again when resumed."""
         self.model = build_model(self.config, data.n_features, data.n_classes)
         self.n_params = self.model.n_params
-        self._thread = threading.Thread(target=self._work, args=(data, slots), daemon=True,
+        self._launch(data, slots, None)
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Where a stopped or interrupted run can go on from (its last epoch's optimizer state and random streams),
+        or None where it cannot: it ended otherwise, trained every epoch, or nothing was kept."""
+        if self.status not in (STOPPED, INTERRUPTED) or self.model is None or self.stopped_early is not None:
+            return None
+        if not 0 < self.epochs_done < self.config.epochs:
+            return None
+        if self._checkpoint is None and self.recorder is not None:
+            self._checkpoint = self.recorder.checkpoint(self)  # read back from the store, once
+        ok = self._checkpoint is not None and self._checkpoint.epoch == self.epochs_done
+        return self._checkpoint if ok else None
+
+    def continue_training(self, data: Dataset, slots: TrainingSlots | threading.Semaphore,
+                          checkpoint: Checkpoint) -> None:
+        """Train the epochs left, from `checkpoint` (see `checkpoint()`), as if the run had never stopped."""
+        self.history = list(checkpoint.history)
+        self.message, self.partial_epoch_dropped, self.wall_seconds = "", False, 0.0
+        self._stop.clear()
+        self._resume.set()
+        self.pause_after_epoch = False
+        self._checkpoint = checkpoint
+        self._launch(data, slots, checkpoint)
+
+    def _launch(self, data: Dataset, slots: TrainingSlots | threading.Semaphore, resume: Checkpoint | None) -> None:
+        self.status = QUEUED
+        self._thread = threading.Thread(target=self._work, args=(data, slots, resume), daemon=True,
                                         name=f"mlp-lab-{self.id}")
         self._thread.start()
 
@@ -244,7 +278,7 @@ class TrainingRun:
             return f"Failed in epoch {n + 1} ({n}/{total} epochs done): {self.message}"
         if self.status == INTERRUPTED:
             return (f"Interrupted: {n}/{total} epochs done{acc} when the server stopped; every view uses the weights "
-                    f"after epoch {n} (resuming is not offered: train it again to go on)")
+                    f"after epoch {n}")
         if self.status == UPLOADED:
             return f"Uploaded run: {n}/{total} epochs done{acc}"
         return f"{self.status.capitalize()}: {n}/{total} epochs done"
@@ -327,30 +361,36 @@ class TrainingRun:
         self._epoch_weights = self.model.get_weights()
         self.batch_losses = []
 
+    def _on_checkpoint(self, checkpoint: Checkpoint) -> None:
+        self._checkpoint = checkpoint
+
     def _record(self, what: str, *args) -> None:
         if self.recorder is not None:
             getattr(self.recorder, what)(self, *args)
 
-    def _work(self, data: Dataset, slots: TrainingSlots | threading.Semaphore) -> None:
+    def _work(self, data: Dataset, slots: TrainingSlots | threading.Semaphore, resume: Checkpoint | None) -> None:
         self._slots = slots
         if not self._take_slot():
-            self.status = STOPPED
+            self.status = STOPPED  # (a resumed run keeps its checkpoint: it can be resumed again)
             return
         t0 = time.perf_counter()
-        self._epoch_weights = self.model.get_weights()  # "epoch 0": what a run stopped in its first epoch keeps
-        self.snapshots.add(0, self._epoch_weights)
+        self._epoch_weights = self.model.get_weights()  # "epoch 0" (or the one resumed from): what a stop keeps
+        self.snapshots.add(self.epochs_done, self._epoch_weights)
         self.status = RUNNING
-        self.progress = Progress(epoch=1, started=t0, epoch_started=t0)
+        self.progress = Progress(epoch=self.epochs_done + 1, started=t0, epoch_started=t0)
         status = FAILED
         try:
             epochs = train(self.config, data, model=self.model, should_stop=self._should_stop,
-                           on_batch=self._on_batch)
+                           on_batch=self._on_batch, resume=resume, on_checkpoint=self._on_checkpoint)
             with closing(epochs):  # the engine's clean-up runs now, not when the generator is collected
                 for result in epochs:
                     self._end_epoch()
                     self.snapshots.add(result.epoch, self._epoch_weights)
                     self.history.append(result)
-                    self._record("epoch", result, list(self.model.named_arrays()), self._epoch_weights)
+                    self._record("epoch", result, list(self.model.named_arrays()), self._epoch_weights,
+                                 self._checkpoint)
+                    if self.recorder is not None:
+                        self._checkpoint = None  # the store keeps it; memory holds one model per run, not three
                     if result.epoch == self.config.epochs:
                         break
                     self.progress.epoch, self.progress.batch = result.epoch + 1, 0

@@ -25,7 +25,8 @@ import numpy as np
 
 from engine import EpochResult, TrainConfig
 from engine.snapshots import Snapshots
-from ui.runs import IN_PROGRESS, INTERRUPTED, TrainingRun, model_from_npz
+from engine.train import Checkpoint
+from ui.runs import IN_PROGRESS, INTERRUPTED, STOPPED, TrainingRun, model_from_npz
 
 SCHEMA_VERSION = 1
 DB_NAME = "mlp-lab.sqlite3"
@@ -150,9 +151,13 @@ class RunStore:
             self.save_end(run)
         return self.evict(workspace)
 
-    def save_epoch(self, run: TrainingRun, result: EpochResult, names: list[str], weights: list[np.ndarray]) -> None:
-        """One completed epoch: its history line and the weights it ended with, in one transaction."""
+    def save_epoch(self, run: TrainingRun, result: EpochResult, names: list[str], weights: list[np.ndarray],
+                   checkpoint: Checkpoint | None = None) -> None:
+        """One completed epoch: its history line and the weights it ended with, in one transaction; its checkpoint
+        (optimizer state, random streams) beside them as c<epoch>.npz, so an interrupted run can go on."""
         pk = self._pk[id(run)]
+        if checkpoint is not None:
+            self._write_npz(pk, f"c{result.epoch}", raw=checkpoint.to_npz())
         path = self._write_npz(pk, f"e{result.epoch}", {"config": np.array(json.dumps(run.config.to_dict())),
                                                           **dict(zip(names, weights, strict=True))})
         with self._write() as db:
@@ -164,6 +169,7 @@ class RunStore:
                        (run.status, path.name, time.time(), pk))
             db.execute("COMMIT")
         self._drop_file(pk, old, keep=path.name)
+        self._drop_checkpoints(pk, keep=result.epoch if checkpoint is not None else None)
         self._update_bytes(pk)
 
     def save_end(self, run: TrainingRun) -> None:
@@ -183,7 +189,39 @@ class RunStore:
                        (run.status, run.message, path.name, snaps.name if snaps else None, time.time(), pk))
             db.execute("COMMIT")
         self._drop_file(pk, old, keep=path.name)
+        self._drop_checkpoints(pk, keep=run.epochs_done if run.status == STOPPED else None)  # a stopped run resumes
         self._update_bytes(pk)
+
+    def _drop_checkpoints(self, pk: int, keep: int | None) -> None:
+        folder = self.root / "weights" / str(pk)
+        for path in folder.glob("c*.npz"):
+            if path.name != f"c{keep}.npz":
+                path.unlink(missing_ok=True)
+
+    def load_snapshots(self, run: TrainingRun) -> Snapshots | None:
+        """The per-epoch weights saved when the run ended, or None (none saved, or unreadable)."""
+        pk = self._pk.get(id(run))
+        if pk is None or run.model is None:
+            return None
+        with self._lock:
+            row = self._db.execute("SELECT snapshots FROM runs WHERE pk=?", (pk,)).fetchone()
+        if not row or not row[0]:
+            return None
+        try:
+            return Snapshots.from_npz((self.root / "weights" / str(pk) / row[0]).read_bytes(), run.model.get_weights())
+        except (OSError, ValueError):
+            return None
+
+    def load_checkpoint(self, run: TrainingRun) -> Checkpoint | None:
+        """The checkpoint saved with the run's last epoch, or None (none saved, or unreadable)."""
+        pk = self._pk.get(id(run))
+        if pk is None:
+            return None
+        try:
+            checkpoint = Checkpoint.from_npz((self.root / "weights" / str(pk) / f"c{run.epochs_done}.npz").read_bytes())
+        except (OSError, ValueError):
+            return None
+        return checkpoint if checkpoint.epoch == run.epochs_done else None
 
     def _write_npz(self, pk: int, what: str, arrays: dict | None = None, raw: bytes | None = None) -> Path:
         folder = self.root / "weights" / str(pk)

@@ -110,8 +110,14 @@ class StoreRecorder:
             self.workspace.notice = (f"To stay within this demo's storage, the oldest runs are no longer saved: "
                                      f"{', '.join(evicted)}. Download a run's zip (Compare) to keep it.")
 
-    def epoch(self, run: TrainingRun, result: EpochResult, names: list, weights: list) -> None:
-        self._call(self.store.save_epoch, run, result, names, weights)
+    def epoch(self, run: TrainingRun, result: EpochResult, names: list, weights: list, checkpoint=None) -> None:
+        self._call(self.store.save_epoch, run, result, names, weights, checkpoint)
+
+    def checkpoint(self, run: TrainingRun):
+        return self.store.load_checkpoint(run) if self.store is not None else None
+
+    def snapshots(self, run: TrainingRun):
+        return self.store.load_snapshots(run) if self.store is not None else None
 
     def end(self, run: TrainingRun) -> None:
         if run.model is not None:
@@ -178,6 +184,11 @@ class Registry:
             del self._open[token]  # its models leave memory once its runs' threads end
         for run in ws.runs:
             run.stop()
+
+    def all_runs(self) -> list[TrainingRun]:
+        """The runs of every open workspace."""
+        with self._lock:
+            return [run for ws in self._open.values() for run in ws.runs]
 
     def recorder(self, ws: Workspace) -> StoreRecorder:
         return StoreRecorder(self.store, ws)

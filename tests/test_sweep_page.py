@@ -100,6 +100,7 @@ def test_cancel_stops_every_point_and_keeps_its_epochs():
     while not any(r.history for r in sweep.runs.values()) and time.monotonic() < deadline:
         time.sleep(0.2)
     at.run()
+    assert sweep.in_progress, [(r.status, r.epochs_done, r.message) for r in sweep.runs.values()]
     at.button(key=state.SWEEP_CANCEL).click().run()
     sweep.join(60)
     at.run()

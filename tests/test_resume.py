@@ -38,6 +38,21 @@ def _train(cfg, data, model, **kw):
     return train(cfg, data, model=model, **kw)
 
 
+def _stopped_after(cfg, data, stop_at):
+    """The run stopped after epoch `stop_at` by a learner (the generator closed): its weights then, and its last
+    checkpoint read back from a file."""
+    model = build_model(cfg, data.n_features, data.n_classes)
+    saved: list[Checkpoint] = []
+    epochs = _train(cfg, data, model, on_checkpoint=saved.append)
+    for result in epochs:
+        if result.epoch == stop_at:
+            break
+    weights = model.get_weights()
+    epochs.close()
+    assert len(saved) == stop_at
+    return weights, Checkpoint.from_npz(saved[-1].to_npz())
+
+
 def _losses(history):
     return np.array([(r.train_loss, r.test_loss, r.test_acc) for r in history])
 
@@ -51,17 +66,8 @@ def test_a_resumed_training_is_the_training_that_never_stopped(backend, base, op
     whole_model = build_model(cfg, data.n_features, data.n_classes)
     whole = list(_train(cfg, data, whole_model))
 
-    # the same run, stopped after epoch `stop_at` by a learner (the generator closed), its checkpoint through a file
-    model = build_model(cfg, data.n_features, data.n_classes)
-    saved: list[Checkpoint] = []
-    epochs = _train(cfg, data, model, on_checkpoint=saved.append)
-    for result in epochs:
-        if result.epoch == stop_at:
-            break
-    weights = model.get_weights()
-    epochs.close()
-    checkpoint = Checkpoint.from_npz(saved[-1].to_npz())
-    assert checkpoint.epoch == stop_at and len(saved) == stop_at
+    weights, checkpoint = _stopped_after(cfg, data, stop_at)
+    assert checkpoint.epoch == stop_at
 
     # a new process, as after a server restart: a fresh model given the saved weights
     resumed_model = build_model(cfg, data.n_features, data.n_classes)
@@ -100,17 +106,11 @@ def test_early_stopping_remembers_its_patience_across_a_resume(digits):
     whole = list(_train(cfg, digits, whole_model))
     assert whole[-1].kept_epoch is not None and len(whole) < cfg.epochs
     stop_at = next(r.epoch for r in whole[1:] if r.val_loss > min(w.val_loss for w in whole[:r.epoch - 1]))
+    weights, checkpoint = _stopped_after(cfg, digits, stop_at)
+    assert checkpoint.early["wait"] >= 1  # it resumes mid-patience
     model = build_model(cfg, digits.n_features, digits.n_classes)
-    saved: list[Checkpoint] = []
-    epochs = _train(cfg, digits, model, on_checkpoint=saved.append)
-    for result in epochs:
-        if result.epoch == stop_at:
-            break
-    weights = model.get_weights()
-    epochs.close()
-    assert saved[-1].early["wait"] >= 1  # it resumes mid-patience
     model.set_weights(weights)
-    rest = list(_train(cfg, digits, model, resume=Checkpoint.from_npz(saved[-1].to_npz())))
+    rest = list(_train(cfg, digits, model, resume=checkpoint))
     assert rest[-1].epoch == whole[-1].epoch and rest[-1].kept_epoch == whole[-1].kept_epoch
     for a, b in zip(model.get_weights(), whole_model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

@@ -58,6 +58,7 @@ def test_draw_keep_and_score_then_download_the_script(page, tmp_path):
     canvas.wait_for(timeout=30_000)
     stroke(page, canvas, [(90, 60), (200, 60), (130, 240)])  # a 7
     page.get_by_text("The network says").wait_for(timeout=30_000)
+    page.get_by_text("the network's input: 28x28").wait_for(timeout=30_000)  # drawn just after, on a busy server
     assert page.get_by_test_id("stVegaLiteChart").count() == 1  # the probabilities
     assert page.get_by_text("the network's input: 28x28").count() == 1
     shot(page, "draw-1-canvas")

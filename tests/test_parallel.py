@@ -116,7 +116,7 @@ def test_the_step_planner_keeps_the_variant_measured_fastest(mnist, monkeypatch,
     import time
 
     monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=2))
-    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(200,), epochs=1, train_limit=6000)
+    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(200,), epochs=1, train_limit=4000)
     if slow == "parallel":
         original = ParallelStep.step
         monkeypatch.setattr(ParallelStep, "step", lambda self, x, t: time.sleep(0.05) or original(self, x, t))
@@ -199,47 +199,3 @@ def test_the_planner_chooses_among_the_variants_that_ran_when_other_trainings_ho
     with share.training():  # another training, computing the whole time
         (result,) = list(numpy_train(cfg, mnist, on_plan=plans.append))
     assert plans[0].startswith("1 thread") and np.isfinite(result.train_loss)
-
-
-@pytest.mark.parametrize("optimizer, l2", [("adam", 0.0), ("adam", 1e-3), ("momentum", 1e-3), ("sgd", 0.0)])
-def test_a_shared_update_leaves_the_parameters_bit_for_bit_as_the_serial_update(optimizer, l2):
-    cfg = TrainConfig(hidden_sizes=(300,), optimizer=optimizer, learning_rate=1e-2, l2=l2)
-    rng = np.random.default_rng(0)
-    shape = [(700, 300), (300,), (300, 10), (10,)]
-    params = [rng.standard_normal(s).astype(np.float32) for s in shape]
-    grads = [[rng.standard_normal(s).astype(np.float32) for s in shape] for _ in range(3)]
-    results = []
-    for shared in (False, True):
-        ps = [p.copy() for p in params]
-        gs = [np.empty_like(p) for p in params]
-        opt = make_optimizer(cfg, list(zip(ps, gs)), FAST_OPTIMIZERS)
-        with parallel.SharedUpdate(opt, 2) as update:
-            for step_grads in grads:
-                for g, new in zip(gs, step_grads):
-                    g[...] = new
-                (update if shared else opt).step(0.5)
-        results.append(ps)
-    assert any(part for part in parallel.SharedUpdate(opt, 2).parts[1])  # the helper had rows to update
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("slow", ["shared", "serial"])
-def test_the_planner_shares_the_update_only_where_it_measured_faster(mnist, monkeypatch, slow):
-    import time
-
-    monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=2))
-    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(200,), epochs=1, train_limit=6000)
-    threaded = ParallelStep.step  # out of the running: the test compares the one-thread steps
-    monkeypatch.setattr(ParallelStep, "step", lambda self, x, t: time.sleep(0.1) or threaded(self, x, t))
-    if slow == "shared":
-        original = parallel.SharedUpdate.step
-        monkeypatch.setattr(parallel.SharedUpdate, "step", lambda self, s=1.0: time.sleep(0.03) or original(self, s))
-    else:
-        from engine.fast.optim import FastOptimizer
-
-        original = FastOptimizer.step
-        monkeypatch.setattr(FastOptimizer, "step", lambda self, s=1.0: time.sleep(0.03) or original(self, s))
-    plans = []
-    list(numpy_train(cfg, mnist, on_plan=plans.append))
-    assert plans and ("update shared" in plans[0].split(" (")[0]) == (slow == "serial"), plans

@@ -29,7 +29,6 @@ import math
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -134,47 +133,6 @@ def cpu_share() -> CpuShare:
         if _SHARE is None:
             _SHARE = CpuShare()
         return _SHARE
-
-
-class SharedUpdate:
-    """The optimizer's update shared by rows between this thread and helper threads, the rest of the step serial.
-
-    Every rule is elementwise, so the parameters end bit for bit as one thread leaves them. It can pay where the
-    update's passes over memory are a large part of a step (Adam's ten over a wide first layer, while BLAS, which
-    computed the products, sits idle); the step planner (engine.fast.step) measures whether it does.
-    """
-
-    MIN_SIZE = 1 << 16  # a parameter smaller than this is updated whole by this thread
-
-    def __init__(self, optimizer: FastOptimizer, workers: int) -> None:
-        self.optimizer = optimizer
-        self.parts: list[list[tuple[int, slice]]] = [[] for _ in range(workers)]
-        for i, (p, _) in enumerate(optimizer.params_and_grads):
-            if p.size < self.MIN_SIZE or len(p) < workers:
-                self.parts[0].append((i, slice(None)))
-                continue
-            cuts = [len(p) * w // workers for w in range(workers + 1)]
-            for w in range(workers):
-                self.parts[w].append((i, slice(cuts[w], cuts[w + 1])))
-        self.pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="mlp-lab-update")
-
-    def step(self, scaled_by: float = 1.0) -> None:
-        """optimizer.step(scaled_by), shared out."""
-        self.optimizer.begin_step()
-        jobs = [self.pool.submit(self._update, part, scaled_by) for part in self.parts[1:]]
-        self._update(self.parts[0], scaled_by)
-        for job in jobs:
-            job.result()
-
-    def _update(self, part: list[tuple[int, slice]], scaled_by: float) -> None:
-        for i, rows in part:
-            self.optimizer.update_rows(i, rows, scaled_by)
-
-    def __enter__(self) -> SharedUpdate:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.pool.shutdown()
 
 
 _IDLE = ("idle", "no work this round")

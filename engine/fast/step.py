@@ -8,10 +8,9 @@ one batch. What the fast step adds, each piece tested equal to the textbook path
 - fast twins of the layers, loss and optimizer (buffers, in-place activations, the optimizer's
   factor folded into the loss gradient, Adam's fused passes): engine/fast/layers|losses|optim.py;
 - trimmed inputs: columns blank in every training row left out, constant ones folded: engine/fast/trim.py;
-- variants whose worth depends on the CPU, chosen by measurement (like cuDNN's benchmark mode or
-  FFTW's planner): the step shared by worker threads (engine/fast/parallel.py) or not, the first
-  layer skipping the input columns zero in a whole batch or not, and (one-thread steps) the
-  optimizer's update shared by rows with a helper thread or not (parallel.SharedUpdate). The first epoch's first batches
+- two variants whose worth depends on the CPU, chosen by measurement (like cuDNN's benchmark mode or
+  FFTW's planner): the step shared by worker threads (engine/fast/parallel.py) or not, and the first
+  layer skipping the input columns zero in a whole batch or not. The first epoch's first batches
   train with each candidate in turn, a few batches at a time, interleaved; the fastest by median
   batch time is kept for the rest of the run (`plan`).
 """
@@ -30,7 +29,7 @@ from engine.config import TrainConfig
 from engine.conv import Conv2D
 from engine.fast.model import twin
 from engine.fast.optim import FAST_OPTIMIZERS
-from engine.fast.parallel import MIN_ROWS_PER_WORKER, PARALLEL_MAX_WORKERS, ParallelStep, SharedUpdate, cpu_share
+from engine.fast.parallel import MIN_ROWS_PER_WORKER, PARALLEL_MAX_WORKERS, ParallelStep, cpu_share
 from engine.fast.trim import TrimmedInputs, live_inputs
 from engine.layers import BatchNorm
 from engine.model import MLP
@@ -48,16 +47,13 @@ PARALLEL_MIN_PARAMS = 100_000
 
 @dataclass(frozen=True)
 class Variant:
-    """One way to run the step: how many threads, whether the first layer skips batch-blank columns, and (in a
-    one-thread step) how many threads share the optimizer's update."""
+    """One way to run the step: how many threads, and whether the first layer skips batch-blank columns."""
 
     workers: int = 1
     sparse: bool = False
-    update_threads: int = 1
 
     def __str__(self) -> str:
-        return (f"{self.workers} thread{'s' * (self.workers > 1)}{', skipping blank columns' if self.sparse else ''}"
-                f"{f', update shared by {self.update_threads} threads' if self.update_threads > 1 else ''}")
+        return f"{self.workers} thread{'s' * (self.workers > 1)}{', skipping blank columns' if self.sparse else ''}"
 
 
 class FastStep:
@@ -79,7 +75,6 @@ class FastStep:
         self._trial = 0  # batches trained while planning
         self._stack: ExitStack | None = None
         self._parallel: ParallelStep | None = None
-        self._update: SharedUpdate | None = None
         self._running: Variant | None = None
 
     def _candidates(self, cfg: TrainConfig, sparse_ok: bool, workers: int | None,
@@ -93,17 +88,12 @@ class FastStep:
         if any(isinstance(layer, (BatchNorm, Conv2D)) for layer in self.model.layers):
             workers = 1
         threads = [workers] if workers is not None else [1]
-        updates = [1]
         if workers is None and self.net.n_params >= PARALLEL_MIN_PARAMS:
             n = min(self.share.workers(), PARALLEL_MAX_WORKERS, cfg.batch_size // MIN_ROWS_PER_WORKER)
             if n > 1:
                 threads.append(n)
-            n = min(self.share.workers(), PARALLEL_MAX_WORKERS)
-            if n > 1 and self.optimizer.STATE:  # an update of several passes (Adam, momentum) may pay to share
-                updates.append(n)
         skips = (False, True) if sparse is None else (sparse,)
-        return [Variant(w, s, u) for w in threads for s in skips for u in updates
-                if (sparse_ok or not s) and (w == 1 or u == 1)]
+        return [Variant(w, s) for w in threads for s in skips if sparse_ok or not s]
 
     @property
     def plan(self) -> str:
@@ -126,10 +116,10 @@ class FastStep:
 
     def __call__(self, x: np.ndarray, t: np.ndarray, last: bool) -> float:
         variant = self.variant or self._next_trial()
-        if max(variant.workers, variant.update_threads) > 1 and self.share.workers() < 2:
-            variant = Variant(1, variant.sparse)  # other trainings took the cores meanwhile
-        if last or len(t) < MIN_ROWS_PER_WORKER * variant.workers:  # the last batch's gradients are recorded
-            variant = Variant(1, variant.sparse, variant.update_threads)  # before the (shared) update
+        if variant.workers > 1 and self.share.workers() < 2:  # other trainings took the cores meanwhile
+            variant = Variant(1, variant.sparse)
+        if last or len(t) < MIN_ROWS_PER_WORKER * variant.workers:
+            variant = Variant(1, variant.sparse)  # the last batch goes serially: its gradients are recorded
         self._enter(variant)
         started = time.perf_counter()
         if self._parallel is not None:
@@ -139,7 +129,7 @@ class FastStep:
             if math.isfinite(loss):
                 if last:
                     self._record_grads()
-                (self._update or self.optimizer).step(self.scale)
+                self.optimizer.step(self.scale)
         if self.variant is None and variant in self.timings:
             self.timings[variant].append(time.perf_counter() - started)
         return loss
@@ -196,15 +186,12 @@ class FastStep:
             self._stack = ExitStack()
             self._stack.enter_context(self.share.parallel_loop())
             self._parallel = self._stack.enter_context(ParallelStep(self.net, self.optimizer, variant.workers))
-        elif variant.update_threads > 1:
-            self._stack = ExitStack()
-            self._update = self._stack.enter_context(SharedUpdate(self.optimizer, variant.update_threads))
         self._running = variant
 
     def _leave(self) -> None:
         if self._stack is not None:
             self._stack.close()
-        self._stack = self._parallel = self._update = self._running = None
+        self._stack = self._parallel = self._running = None
 
     def _record_grads(self) -> None:
         """dL/dθ of this batch into the learner's layers' `grads` (Linear and BatchNorm), before the optimizer uses

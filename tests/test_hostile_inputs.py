@@ -69,3 +69,51 @@ def test_save_to_a_folder_is_refused(tmp_path):
     out = cli(*TRAIN, "--save", str(tmp_path))
     assert out.returncode == 2 and "that is a folder" in out.stderr
     assert not tmp_path.with_name(tmp_path.name + ".npz").exists()
+
+
+def _image_bytes(fmt: str, size: tuple[int, int]) -> bytes:
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", size, "white")
+    ImageDraw.Draw(img).line([(2, 2), (size[0] - 3, size[1] - 3)], fill="black", width=2)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _width_height_offset(raw: bytes) -> int | None:
+    """Where a PNG's IHDR width and height are (bytes 16-24); a JPEG's are harder to find: None."""
+    return 16 if raw[:8] == b"\x89PNG\r\n\x1a\n" else None
+
+
+@settings(max_examples=300, deadline=None)
+@given(fmt=st.sampled_from(["PNG", "JPEG", "GIF", "BMP"]), size=st.tuples(st.integers(8, 64), st.integers(8, 64)),
+       flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
+       cut=st.one_of(st.none(), st.integers(0, 10_000)),
+       dims=st.one_of(st.none(), st.tuples(st.integers(0, 2**31 - 1), st.integers(0, 2**31 - 1))),
+       dataset=st.sampled_from(["mnist", "digits"]))
+def test_any_uploaded_image_is_a_digit_or_a_sentence(fmt, size, flips, cut, dims, dataset):
+    """Uploads on the Draw page: formats other than PNG and JPEG, flipped bytes, truncated files, and PNG headers
+    declaring any width and height (decompression bombs) end as the network's input or an ImageError with a
+    sentence; never another exception, never more pixels decoded than MAX_PIXELS."""
+    from engine.preprocess import MAX_PIXELS, ImageError, decode_image, preprocess
+
+    raw = bytearray(_image_bytes(fmt, size))
+    at = _width_height_offset(bytes(raw))
+    if dims is not None and at is not None:
+        raw[at:at + 8] = dims[0].to_bytes(4, "big") + dims[1].to_bytes(4, "big")
+    for where, value in flips:
+        if where < len(raw):
+            raw[where] = value
+    if cut is not None:
+        raw = raw[:cut]
+    try:
+        pixels = decode_image(bytes(raw))
+        digit = preprocess(pixels, dataset)
+    except ImageError as err:
+        assert str(err).endswith(".") and "Traceback" not in str(err)
+        return
+    assert pixels.ndim == 3 and pixels.shape[2] == 4 and pixels.shape[0] * pixels.shape[1] <= MAX_PIXELS
+    assert digit.pixels.dtype == np.uint8 and digit.pixels.shape == ((784,) if dataset == "mnist" else (64,))

@@ -283,14 +283,22 @@ class Checkpoint:
     def epoch(self) -> int:
         return len(self.history)
 
-    def to_npz(self) -> bytes:
-        """One .npz: the arrays under "optimizer/..." and "best/<i>", everything else as JSON in "meta"."""
+    def write_npz(self, file) -> None:
+        """One .npz into an open binary file: the arrays under "optimizer/..." and "best/<i>", everything else as
+        JSON in "meta"."""
         meta = {"history": [r.to_dict() for r in self.history], "random": self.random, "early": self.early}
         arrays = {f"optimizer/{k}": v for k, v in self.optimizer.items()}
         arrays.update({f"best/{i}": a for i, a in enumerate(self.best_weights or [])})
+        np.savez(file, meta=np.array(json.dumps(meta)), **arrays)
+
+    def to_npz(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+        self.write_npz(buf)
         return buf.getvalue()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.optimizer.values()) + sum(a.nbytes for a in self.best_weights or [])
 
     @classmethod
     def from_npz(cls, raw: bytes) -> Checkpoint:

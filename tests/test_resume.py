@@ -127,3 +127,15 @@ def test_a_checkpoint_for_another_network_is_refused(digits):
         list(_train(other, digits, build_model(other, digits.n_features, digits.n_classes), resume=saved[-1]))
     with pytest.raises(ValueError, match="unreadable"):
         Checkpoint.from_npz(b"not a checkpoint")
+
+
+def test_the_numpy_and_textbook_steps_write_the_same_checkpoint(mnist):
+    """The fast optimizers' scaled moments and the trimmed first layer's rows, given back in the textbook's names and
+    units: the same arrays as the textbook step's (MNIST's 67 blank pixels trimmed, Adam)."""
+    cfg = TrainConfig(**{**MNIST, "optimizer": "adam", "learning_rate": 1e-3, "epochs": 1})
+    _, fast = _stopped_after(cfg, mnist, 1)
+    _, book = _stopped_after(cfg.replace(backend="textbook"), mnist, 1)
+    assert fast.optimizer.keys() == book.optimizer.keys() and int(fast.optimizer["steps"]) == 30
+    for k, a in book.optimizer.items():
+        np.testing.assert_allclose(fast.optimizer[k], a, rtol=1e-3, atol=1e-3 * np.abs(a).max(), err_msg=k)
+    assert np.count_nonzero(book.optimizer["0.W.m"].any(axis=1)) < 784  # blank pixels' rows: zero in both

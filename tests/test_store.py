@@ -276,7 +276,25 @@ def test_kill_9_then_resume_trains_on_as_if_the_server_never_stopped(tmp_path, d
     assert again.status == "stopped" and again.epochs_done == done + 1
 
 
-def test_a_stopped_run_without_a_store_resumes_from_memory(digits):
+def test_a_run_stopped_mid_epoch_without_a_store_resumes_from_memory(digits):
+    """Stopped inside epoch k+1 (its batches so far dropped), resumed from epoch k's checkpoint kept in memory."""
+    cfg = RESUMABLE.replace(epochs=4)
+    run = TrainingRun(cfg)
+    run.start(digits, TrainingSlots(1))
+    _wait(lambda: run.epochs_done >= 1 and run.progress.batch >= 5)
+    run.stop()
+    run.join(60)
+    checkpoint = run.checkpoint()
+    assert run.status == "stopped" and run.partial_epoch_dropped and 1 <= run.epochs_done < 4
+    assert checkpoint is not None and checkpoint.epoch == run.epochs_done
+    assert run.continue_training(digits, TrainingSlots(1), checkpoint)
+    assert not run.continue_training(digits, TrainingSlots(1), checkpoint)  # a second click (another tab): no-op
+    run.join(60)
+    assert run.status == "finished" and run.checkpoint() is None and run._checkpoint is None  # nothing to resume
+    _assert_same_run(run, *_reference(digits, cfg, 4))
+
+
+def test_a_resume_that_fails_leaves_the_run_resumable_with_a_sentence(digits, monkeypatch):
     cfg = RESUMABLE.replace(epochs=4, hidden_sizes=(32,), batch_size=32)
     run = TrainingRun(cfg)
     run.start(digits, TrainingSlots(1))
@@ -285,8 +303,11 @@ def test_a_stopped_run_without_a_store_resumes_from_memory(digits):
     run.stop()
     run.join(60)
     checkpoint = run.checkpoint()
-    assert run.status == "stopped" and checkpoint is not None and checkpoint.epoch == 1
-    run.continue_training(digits, TrainingSlots(1), checkpoint)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no such device")
+    monkeypatch.setattr("ui.runs.train", broken)
+    assert run.continue_training(digits, TrainingSlots(1), checkpoint)
     run.join(60)
-    assert run.status == "finished" and run.checkpoint() is None  # nothing left to resume
-    _assert_same_run(run, *_reference(digits, cfg, 4))
+    assert run.status == "stopped" and run.epochs_done == 1 and run.resumable()
+    assert run.message.startswith("Resuming failed (RuntimeError: no such device)")

@@ -42,7 +42,7 @@ SINGLE_OUTPUT = ("sigmoid", "softmax")  # outputs cross-entropy works with
 
 def kept_epochs(run) -> list[int]:
     """The epochs whose weights can be shown: the run's snapshots, and its last epoch where they lack it."""
-    epochs = snapshots_of(run).epochs
+    epochs = run.snapshot_epochs()  # (released snapshots are read back only when their weights are wanted)
     if run.history and run.epochs_done not in epochs and (run.model is not None):
         epochs = [*epochs, run.epochs_done]
     return epochs

@@ -11,7 +11,7 @@ import streamlit as st
 from engine import PRESETS, Dataset, load_dataset
 from engine.backends import prewarm_torch, torch_available
 from ui import state
-from ui.memory import estimate_bytes, make_room
+from ui.memory import estimate_bytes, make_room, snapshots_of
 from ui.naming import run_label
 from ui.runs import FAILED, TrainingRun, TrainingSlots
 from ui.workspace import hosted_limits, over_limits, record, registry
@@ -71,15 +71,16 @@ def room_for(run: TrainingRun, data: Dataset) -> str | None:
     """Memory for the run within the workspace's and the server's caps (ui/memory.py), or why there is none."""
     others = [r for r in state.runs() if r is not run]
     everyone = [r for r in registry().all_runs() + session_workers() if r is not run]
-    return make_room(estimate_bytes(run.config, data.n_features, data.n_classes), others, everyone,
-                     hosted_limits() is not None)
+    return make_room(estimate_bytes(run.config, data), others, everyone, hosted_limits() is not None)
 
 
 def resume_button(run: TrainingRun, where: str) -> None:
     """"Resume training" for a stopped or interrupted run that kept its last epoch's checkpoint: it trains the
     epochs left, from that epoch's weights, optimizer state and random streams, as if it had never stopped."""
-    if run.checkpoint() is None:
+    if not run.resumable():
         return
+    if run.message.startswith("Resuming failed"):
+        st.warning(run.message, icon=":material/error:")
     left = run.config.epochs - run.epochs_done
     if not st.button(f"Resume training (epochs {run.epochs_done + 1}-{run.config.epochs})",
                      key=f"resume_{where}_{run.id}", icon=":material/play_arrow:",
@@ -96,7 +97,9 @@ def resume_button(run: TrainingRun, where: str) -> None:
     if refused:
         st.warning(refused)
         return
-    run.continue_training(data, training_slots(), checkpoint)
+    snapshots_of(run)  # released snapshots back first: the run adds to them
+    if not run.continue_training(data, training_slots(), checkpoint):
+        return
     st.session_state[state.ACTIVE_RUN] = run.id
     st.session_state[state.FOLLOWED_RUNS] = [run.id]
     st.rerun()

@@ -57,6 +57,13 @@ def new_run_id() -> str:
     return f"run-{n}"
 
 
+def training_data_bytes(cfg: TrainConfig, data: Dataset) -> int:
+    """The dataset copies a training makes while it runs: the float32 splits (engine.train.make_splits) and the fast
+    step's trimmed training rows (or a torch backend's device copy)."""
+    n_train = min(len(data.x_train), cfg.train_limit or len(data.x_train))
+    return 4 * data.n_features * (2 * n_train + len(data.x_test))
+
+
 class TrainingSlots:
     """At most `n` trainings at once; the others wait and start in the order they asked (first come, first served).
 
@@ -120,6 +127,12 @@ class Recorder(Protocol):
     def checkpoint(self, run: TrainingRun) -> Checkpoint | None:
         """The saved checkpoint of the run's last epoch, or None."""
 
+    def has_checkpoint(self, run: TrainingRun) -> bool:
+        """Whether that checkpoint is saved (without reading it)."""
+
+    def snapshots(self, run: TrainingRun) -> Snapshots | None:
+        """The run's saved snapshots, or None."""
+
 
 @dataclass
 class Progress:
@@ -152,6 +165,8 @@ class TrainingRun:
     snapshots: Snapshots = field(default_factory=Snapshots)  # the weights after each epoch (0: before), for Inside
     recorder: Recorder | None = None  # saves the run as it trains (its workspace's store); None: kept in memory only
     snapshots_released: bool = False  # its snapshots left memory to make room (ui/memory.py); the store has them
+    released_epochs: tuple[int, ...] = ()  # the epochs they hold
+    data_bytes: int = 0  # the dataset copies its training holds (float splits, trimmed inputs), while it trains
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -163,6 +178,8 @@ class TrainingRun:
         self._predictions: tuple[int, np.ndarray] | None = None  # (epochs_done, test-set probabilities)
         self._epoch_weights: list[np.ndarray] | None = None  # the weights when the last epoch ended
         self._checkpoint: Checkpoint | None = None  # the last epoch's, kept here when no store saves it
+        self._control = threading.Lock()  # a resume is checked and launched at once (two tabs may click)
+        self._resumed_from: tuple[str, str] | None = None  # (status, message) before a resume
         if not self.name:
             self.name = f"{self.id} · {self.config.dataset} {self.config.architecture}"
 
@@ -175,30 +192,57 @@ class TrainingRun:
         self.n_params = self.model.n_params
         self._launch(data, slots, None)
 
-    def checkpoint(self) -> Checkpoint | None:
-        """Where a stopped or interrupted run can go on from (its last epoch's optimizer state and random streams),
-        or None where it cannot: it ended otherwise, trained every epoch, or nothing was kept."""
+    def resumable(self) -> bool:
+        """A stopped or interrupted run with epochs left, its last epoch's checkpoint kept (in memory, or in the store:
+        only the file's presence is checked here), and no worker still finishing it."""
         if self.status not in (STOPPED, INTERRUPTED) or self.model is None or self.stopped_early is not None:
+            return False
+        if not 0 < self.epochs_done < self.config.epochs or (self._thread is not None and self._thread.is_alive()):
+            return False
+        if self._checkpoint is not None:
+            return self._checkpoint.epoch == self.epochs_done
+        return self.recorder is not None and self.recorder.has_checkpoint(self)
+
+    def checkpoint(self) -> Checkpoint | None:
+        """Where a resumable run goes on from (its last epoch's optimizer state and random streams), read from the
+        store where it is kept there; None where the run is not resumable."""
+        if not self.resumable():
             return None
-        if not 0 < self.epochs_done < self.config.epochs:
-            return None
-        if self._checkpoint is None and self.recorder is not None:
-            self._checkpoint = self.recorder.checkpoint(self)  # read back from the store, once
-        ok = self._checkpoint is not None and self._checkpoint.epoch == self.epochs_done
-        return self._checkpoint if ok else None
+        checkpoint = self._checkpoint or self.recorder.checkpoint(self)
+        return checkpoint if checkpoint is not None and checkpoint.epoch == self.epochs_done else None
 
     def continue_training(self, data: Dataset, slots: TrainingSlots | threading.Semaphore,
-                          checkpoint: Checkpoint) -> None:
-        """Train the epochs left, from `checkpoint` (see `checkpoint()`), as if the run had never stopped."""
-        self.history = list(checkpoint.history)
-        self.message, self.partial_epoch_dropped, self.wall_seconds = "", False, 0.0
-        self._stop.clear()
-        self._resume.set()
-        self.pause_after_epoch = False
-        self._checkpoint = checkpoint
-        self._launch(data, slots, checkpoint)
+                          checkpoint: Checkpoint) -> bool:
+        """Train the epochs left, from `checkpoint` (see `checkpoint()`), as if the run had never stopped; False
+        (nothing done) where the run is not resumable now (another tab resumed it first, say)."""
+        with self._control:
+            if not self.resumable() or checkpoint.epoch != self.epochs_done:
+                return False
+            self._resumed_from = (self.status, self.message)
+            self.history = list(checkpoint.history)
+            self.message, self.partial_epoch_dropped = "", False
+            self._stop.clear()
+            self._resume.set()
+            self.pause_after_epoch = False
+            self._checkpoint = checkpoint
+            self._launch(data, slots, checkpoint)
+            return True
+
+    def snapshot_epochs(self) -> list[int]:
+        """The epochs whose weights the snapshots hold, also where they were released from memory."""
+        return list(self.released_epochs) if self.snapshots_released else self.snapshots.epochs
+
+    def all_snapshots(self) -> Snapshots:
+        """The snapshots, read back from the store where they were released from memory (ui/memory.py)."""
+        if self.snapshots_released:
+            back = self.recorder.snapshots(self) if self.recorder is not None else None
+            if back is not None:
+                self.snapshots = back
+            self.snapshots_released, self.released_epochs = False, ()
+        return self.snapshots
 
     def _launch(self, data: Dataset, slots: TrainingSlots | threading.Semaphore, resume: Checkpoint | None) -> None:
+        self.data_bytes = training_data_bytes(self.config, data)
         self.status = QUEUED
         self._thread = threading.Thread(target=self._work, args=(data, slots, resume), daemon=True,
                                         name=f"mlp-lab-{self.id}")
@@ -277,8 +321,9 @@ class TrainingRun:
         if self.status == FAILED:
             return f"Failed in epoch {n + 1} ({n}/{total} epochs done): {self.message}"
         if self.status == INTERRUPTED:
+            resume = "" if self.resumable() else " (it kept no checkpoint to resume from: train it again to go on)"
             return (f"Interrupted: {n}/{total} epochs done{acc} when the server stopped; every view uses the weights "
-                    f"after epoch {n}")
+                    f"after epoch {n}{resume}")
         if self.status == UPLOADED:
             return f"Uploaded run: {n}/{total} epochs done{acc}"
         return f"{self.status.capitalize()}: {n}/{total} epochs done"
@@ -372,6 +417,8 @@ class TrainingRun:
         self._slots = slots
         if not self._take_slot():
             self.status = STOPPED  # (a resumed run keeps its checkpoint: it can be resumed again)
+            if resume is not None:
+                self._record("end")
             return
         t0 = time.perf_counter()
         self._epoch_weights = self.model.get_weights()  # "epoch 0" (or the one resumed from): what a stop keeps
@@ -409,11 +456,16 @@ class TrainingRun:
             status = DIVERGED
         except Exception as err:  # the page shows it; the session and its other runs carry on
             self.message = f"{type(err).__name__}: {err}"
+            if resume is not None and self.epochs_done == resume.epoch:  # the resume failed: the run is as it was,
+                status = self._resumed_from[0]  # its checkpoint kept
+                self.message = f"Resuming failed ({self.message}); the run is as it was after epoch {resume.epoch}."
         finally:
             self._keep_last_epoch()
             self.wall_seconds = time.perf_counter() - t0
             self.status = status
             self._release_slot()
+            if status not in (STOPPED, INTERRUPTED):
+                self._checkpoint = None  # nothing to resume
             self._record("end")
 
     def _keep_last_epoch(self) -> None:
@@ -437,7 +489,7 @@ def run_to_zip(run: TrainingRun) -> bytes:
         weights = io.BytesIO()
         run.model.save(weights)
         z.writestr("weights.npz", weights.getvalue())
-        write_inside(z, run.history, run.snapshots)
+        write_inside(z, run.history, run.all_snapshots())
     return buf.getvalue()
 
 

@@ -29,6 +29,8 @@ from engine.train import Checkpoint
 from ui.runs import IN_PROGRESS, INTERRUPTED, STOPPED, TrainingRun, model_from_npz
 
 SCHEMA_VERSION = 1
+NOT_SAVED = ("This run is no longer saved (the workspace's storage limit made room for newer runs); download its "
+             "zip from Compare to keep it.")
 DB_NAME = "mlp-lab.sqlite3"
 MAX_RUNS_PER_WORKSPACE = 100
 MAX_BYTES_PER_WORKSPACE = 1 * 2**30
@@ -155,9 +157,9 @@ class RunStore:
                    checkpoint: Checkpoint | None = None) -> None:
         """One completed epoch: its history line and the weights it ended with, in one transaction; its checkpoint
         (optimizer state, random streams) beside them as c<epoch>.npz, so an interrupted run can go on."""
-        pk = self._pk[id(run)]
+        pk = self._saved_pk(run)
         if checkpoint is not None:
-            self._write_npz(pk, f"c{result.epoch}", raw=checkpoint.to_npz())
+            self._write_npz(pk, f"c{result.epoch}", writer=checkpoint.write_npz)
         path = self._write_npz(pk, f"e{result.epoch}", {"config": np.array(json.dumps(run.config.to_dict())),
                                                           **dict(zip(names, weights, strict=True))})
         with self._write() as db:
@@ -174,7 +176,7 @@ class RunStore:
 
     def save_end(self, run: TrainingRun) -> None:
         """How the run ended: status, message, the final weights and the snapshots."""
-        pk = self._pk[id(run)]
+        pk = self._saved_pk(run)
         buf = io.BytesIO()
         run.model.save(buf)
         path = self._write_npz(pk, "final", raw=buf.getvalue())
@@ -189,7 +191,8 @@ class RunStore:
                        (run.status, run.message, path.name, snaps.name if snaps else None, time.time(), pk))
             db.execute("COMMIT")
         self._drop_file(pk, old, keep=path.name)
-        self._drop_checkpoints(pk, keep=run.epochs_done if run.status == STOPPED else None)  # a stopped run resumes
+        resumable = run.status in (STOPPED, INTERRUPTED)  # (interrupted: a resume that failed leaves it so)
+        self._drop_checkpoints(pk, keep=run.epochs_done if resumable else None)
         self._update_bytes(pk)
 
     def _drop_checkpoints(self, pk: int, keep: int | None) -> None:
@@ -212,28 +215,48 @@ class RunStore:
         except (OSError, ValueError):
             return None
 
-    def load_checkpoint(self, run: TrainingRun) -> Checkpoint | None:
-        """The checkpoint saved with the run's last epoch, or None (none saved, or unreadable)."""
+    def _saved_pk(self, run: TrainingRun) -> int:
         pk = self._pk.get(id(run))
         if pk is None:
+            raise StoreError(NOT_SAVED)
+        return pk
+
+    def holds(self, run: TrainingRun) -> bool:
+        """The run is saved here (its row not evicted)."""
+        return id(run) in self._pk
+
+    def _checkpoint_path(self, run: TrainingRun) -> Path | None:
+        pk = self._pk.get(id(run))
+        return None if pk is None else self.root / "weights" / str(pk) / f"c{run.epochs_done}.npz"
+
+    def has_checkpoint(self, run: TrainingRun) -> bool:
+        path = self._checkpoint_path(run)
+        return path is not None and path.is_file()
+
+    def load_checkpoint(self, run: TrainingRun) -> Checkpoint | None:
+        """The checkpoint saved with the run's last epoch, or None (none saved, or unreadable)."""
+        path = self._checkpoint_path(run)
+        if path is None:
             return None
         try:
-            checkpoint = Checkpoint.from_npz((self.root / "weights" / str(pk) / f"c{run.epochs_done}.npz").read_bytes())
+            checkpoint = Checkpoint.from_npz(path.read_bytes())
         except (OSError, ValueError):
             return None
         return checkpoint if checkpoint.epoch == run.epochs_done else None
 
-    def _write_npz(self, pk: int, what: str, arrays: dict | None = None, raw: bytes | None = None) -> Path:
+    def _write_npz(self, pk: int, what: str, arrays: dict | None = None, raw: bytes | None = None,
+                   writer=None) -> Path:
+        """arrays, raw bytes, or what `writer(file)` writes, to <what>.npz (through a temporary name)."""
         folder = self.root / "weights" / str(pk)
         path = folder / f"{what}.npz"
         tmp = folder / f".{what}.npz.tmp"
         try:
             folder.mkdir(exist_ok=True)
-            if raw is None:
-                with open(tmp, "wb") as f:
-                    np.savez(f, **arrays)
-            else:
+            if raw is not None:
                 tmp.write_bytes(raw)
+            else:
+                with open(tmp, "wb") as f:
+                    writer(f) if writer is not None else np.savez(f, **arrays)
             os.replace(tmp, path)
         except OSError as err:
             tmp.unlink(missing_ok=True)
@@ -274,6 +297,8 @@ class RunStore:
     def delete(self, pk: int) -> None:
         with self._write() as db:
             db.execute("DELETE FROM runs WHERE pk=?", (pk,))
+            for key in [k for k, v in self._pk.items() if v == pk]:
+                del self._pk[key]  # the run (still in memory) is no longer saved here
         shutil.rmtree(self.root / "weights" / str(pk), ignore_errors=True)
 
     def sizes(self, workspace: str) -> tuple[int, int, int]:
@@ -295,12 +320,11 @@ class RunStore:
 
     def share(self, run: TrainingRun) -> str:
         """The run's read-only share token (made once)."""
-        pk = self._pk[id(run)]
+        pk = self._saved_pk(run)
         with self._write() as db:
             row = db.execute("SELECT share FROM runs WHERE pk=?", (pk,)).fetchone()
             if row is None:
-                raise StoreError("This run is no longer saved (the workspace's storage limit made room for newer "
-                                 "runs); download its zip from Compare to keep it.")
+                raise StoreError(NOT_SAVED)
             token = row[0]
             if token is None:
                 token = new_token()

@@ -116,8 +116,15 @@ class StoreRecorder:
     def checkpoint(self, run: TrainingRun):
         return self.store.load_checkpoint(run) if self.store is not None else None
 
+    def has_checkpoint(self, run: TrainingRun) -> bool:
+        return self.store is not None and self.store.has_checkpoint(run)
+
     def snapshots(self, run: TrainingRun):
         return self.store.load_snapshots(run) if self.store is not None else None
+
+    def saved(self, run: TrainingRun) -> bool:
+        """The store holds the run (not evicted) and writes work."""
+        return self.store is not None and not self.workspace.note and self.store.holds(run)
 
     def end(self, run: TrainingRun) -> None:
         if run.model is not None:

@@ -460,7 +460,10 @@ def torch_fit(cfg: TrainConfig, model: MLP, splits, net, step, evals: dict, opti
         history = list(resume.history)
         rng.bit_generator.state = resume.random["shuffle"]
         if resume.random.get("dropout") is not None:
-            net.gen.set_state(torch.tensor(resume.random["dropout"], dtype=torch.uint8))
+            try:
+                net.gen.set_state(torch.tensor(resume.random["dropout"], dtype=torch.uint8))
+            except RuntimeError:  # a checkpoint from another device's generator: new masks, the rest as it was
+                pass
         load_textbook_state(cfg, resume.optimizer, names, params, states)
         early.recall(resume.early, resume.best_weights)
     probe = splits.x_test[:PROBE_ROWS]

@@ -107,3 +107,15 @@ def test_a_network_over_the_whole_cap_is_refused_before_it_trains(digits, mnist)
                     hosted=True)
     assert why and "this demo allows 768 MB" in why and "fewer or smaller layers" in why
     assert make_room(estimate_bytes(CFG, digits), [], [], hosted=True) is None
+
+
+def test_the_server_cap_counts_what_runs_keep_not_the_working_memory_of_trainings(digits):
+    """Trainings' working memory is bounded by the training slots (a run queues for one); the server's cap bounds
+    what every run keeps, so a visitor is refused only when kept runs fill the server."""
+    runs = [finished(digits) for _ in range(2)]
+    kept = sum(run_bytes(r, resident=True) for r in runs)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("ui.memory.caps", lambda hosted: (2**40, kept + 1000))
+        assert make_room(10**9, [], runs, hosted=True, resident=500) is None  # a big training, little kept
+        why = make_room(10, [], runs, hosted=True, resident=2000)
+    assert why and "server's memory" in why

@@ -31,15 +31,22 @@ EVAL_COPIES = 5  # arrays of (rows, widest layer) evaluation holds at once, at m
 SAVE_COPIES = 2  # saving the run's end: its model and snapshots serialised, and the bytes taken out of the buffer
 
 
-def run_bytes(run: TrainingRun) -> int:
-    """The bytes of the arrays the run holds now."""
+def run_bytes(run: TrainingRun, resident: bool = False) -> int:
+    """The bytes of the arrays the run holds now; `resident`: without a training's working memory (dataset copies,
+    gradients, optimizer), which only the runs holding a training slot have (MAX_CONCURRENT_TRAININGS at once)."""
     model = sum(a.nbytes for a in run.model.named_arrays().values()) if run.model is not None else 0
     checkpoint = run._checkpoint.nbytes if run._checkpoint is not None else 0
     held = model + run.snapshots.nbytes + checkpoint
-    if run.in_progress:
+    if run.in_progress and not resident:
         optimizer = OPTIMIZER_ARRAYS.get(run.config.optimizer, 0)
         held += model * (TRAINING_COPIES + 2 * optimizer) + run.data_bytes
     return held
+
+
+def resident_estimate(cfg: TrainConfig, data: Dataset) -> int:
+    """What a run of `cfg` keeps once trained (its model and snapshots)."""
+    model = 4 * n_parameters(cfg.hidden_sizes, data.n_features, data.n_classes, IMAGE_SIDES.get(cfg.dataset))
+    return model + min(BUDGET_BYTES, model * (cfg.epochs + 1))
 
 
 def estimate_bytes(cfg: TrainConfig, data: Dataset) -> int:
@@ -79,9 +86,12 @@ def release(run: TrainingRun) -> None:
     run.snapshots_released = True
 
 
-def make_room(needed: int, workspace: list[TrainingRun], everyone: Iterable[TrainingRun], hosted: bool) -> str | None:
-    """Fit a new run of `needed` bytes under the caps, releasing saved snapshots of `workspace`'s finished runs
-    (oldest first) where needed; None when it fits, else why it cannot start, in a sentence."""
+def make_room(needed: int, workspace: list[TrainingRun], everyone: Iterable[TrainingRun], hosted: bool,
+              resident: int = 0) -> str | None:
+    """Fit a new run under the caps: `needed` bytes (estimate_bytes) within the workspace's cap, and its `resident`
+    bytes (resident_estimate) with every run's resident bytes within the server's (the trainings' working memory is
+    bounded by the training slots: a run queues for one); releasing saved snapshots of `workspace`'s finished runs
+    (oldest first) where needed. None when it fits, else why it cannot start, in a sentence."""
     per_workspace, per_server = caps(hosted)
     everyone = list(everyone)
     mb = 2**20
@@ -92,7 +102,8 @@ def make_room(needed: int, workspace: list[TrainingRun], everyone: Iterable[Trai
 
     def over() -> bool:
         mine = sum(map(run_bytes, workspace))
-        return mine + needed > per_workspace or sum(map(run_bytes, everyone)) + needed > per_server
+        server = sum(run_bytes(r, resident=True) for r in everyone)
+        return mine + needed > per_workspace or server + resident > per_server
 
     for run in workspace:  # oldest first
         if not over():

@@ -11,7 +11,7 @@ import streamlit as st
 from engine import PRESETS, Dataset, load_dataset
 from engine.backends import prewarm_torch, torch_available
 from ui import state
-from ui.memory import estimate_bytes, make_room, snapshots_of
+from ui.memory import estimate_bytes, make_room, resident_estimate, snapshots_of
 from ui.naming import run_label
 from ui.runs import FAILED, TrainingRun, TrainingSlots
 from ui.workspace import hosted_limits, over_limits, record, registry
@@ -71,7 +71,8 @@ def room_for(run: TrainingRun, data: Dataset) -> str | None:
     """Memory for the run within the workspace's and the server's caps (ui/memory.py), or why there is none."""
     others = [r for r in state.runs() if r is not run]
     everyone = [r for r in registry().all_runs() + session_workers() if r is not run]
-    return make_room(estimate_bytes(run.config, data), others, everyone, hosted_limits() is not None)
+    return make_room(estimate_bytes(run.config, data), others, everyone, hosted_limits() is not None,
+                     resident_estimate(run.config, data))
 
 
 def resume_button(run: TrainingRun, where: str) -> None:

@@ -1,5 +1,6 @@
 """Shared fixtures: the real MNIST, loaded once per test session."""
 
+import gc
 import os
 import tempfile
 
@@ -25,3 +26,14 @@ def digits():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _earlier_app_sessions_collected(request):
+    """Every AppTest is a Streamlit session with the same id ("test session id"); when an earlier test's one is
+    garbage-collected, Streamlit clears that id's session-scoped resources, so the running test's sweeps are
+    cancelled and its runs stopped (`on_release`) at a moment chosen by the collector. Collect them before each app
+    test instead."""
+    if hasattr(request.module, "AppTest"):
+        gc.collect()
+    yield

@@ -151,12 +151,12 @@ def eval_functions(cfg, data, splits, backends: list[str]) -> dict:
 def _torch_eval_function(cfg, model, splits, device: str):
     import torch
 
-    from engine.backends.torch_backend import TorchMLP, _evaluate
+    from engine.backends.torch_backend import TorchMLP
 
     dev = torch.device(device)
     net = TorchMLP(cfg, model, dev)
     xs = [torch.tensor(a, device=dev) for a in (splits.x_train, splits.y_train, splits.x_test, splits.y_test)]
-    return lambda: (_evaluate(net, xs[0], xs[1]), _evaluate(net, xs[2], xs[3]))
+    return lambda: (net.evaluate(xs[0], xs[1]), net.evaluate(xs[2], xs[3]))
 
 
 def interleaved_eval_times(fns: dict, repeats: int) -> dict[str, float]:

@@ -93,7 +93,7 @@ class TorchMLP:
         return per_row.mean() if reduction == "mean" else per_row.sum()
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, np.ndarray]:
-        return _evaluate(self, x, y)
+        return evaluate(self, x, y, self.weights[-1].shape[1])
 
     def copy_to(self, model: MLP) -> None:
         """Weights (and last gradients) back into the NumPy model, so every view of a run sees them."""
@@ -511,14 +511,14 @@ def torch_fit(cfg: TrainConfig, model: MLP, splits, net, step, evals: dict, opti
 
 
 @torch.no_grad()
-def _evaluate(net: TorchMLP, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, np.ndarray]:
-    """Mean loss, accuracy and the (n_classes, n_classes) confusion counts, row = true class."""
-    k = net.weights[-1].shape[1]
+def evaluate(net, x: torch.Tensor, y: torch.Tensor, k: int, chunk: int = EVAL_CHUNK) -> tuple[float, float, np.ndarray]:
+    """Mean loss, accuracy and the (k, k) confusion counts (row = true class) of a TorchMLP or torch_layers.TorchNet
+    over a whole split, `chunk` rows per forward pass."""
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     counts = torch.zeros(k * k, dtype=torch.int64, device=x.device)
-    for i in range(0, len(x), EVAL_CHUNK):
-        z = net.forward(x[i:i + EVAL_CHUNK], train=False)
-        t = y[i:i + EVAL_CHUNK]
+    for i in range(0, len(x), chunk):
+        z = net.forward(x[i:i + chunk], train=False)
+        t = y[i:i + chunk]
         total += net.loss(z, t, reduction="sum").double()
         counts += torch.bincount(t * k + z.argmax(1), minlength=k * k)
     counts = counts.reshape(k, k).cpu().numpy()

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.backends.torch_backend import TorchMLP, torch_fit
+from engine.backends.torch_backend import TorchMLP, evaluate, torch_fit
 from engine.config import TrainConfig
 from engine.conv import Conv2D, Flatten, MaxPool2D, ToImages
 from engine.data import Dataset
@@ -98,19 +98,9 @@ class TorchNet:
         for array, tensor in self.states:
             array[...] = tensor.cpu().numpy()
 
-    @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, np.ndarray]:
         """Mean loss, accuracy and the (n_classes, n_classes) confusion counts, row = true class."""
-        k = self.n_classes
-        total = torch.zeros((), dtype=torch.float64, device=x.device)
-        counts = torch.zeros(k * k, dtype=torch.int64, device=x.device)
-        for i in range(0, len(x), EVAL_ROWS):
-            z = self.forward(x[i:i + EVAL_ROWS], train=False)
-            t = y[i:i + EVAL_ROWS]
-            total += self.loss(z, t, reduction="sum").double()
-            counts += torch.bincount(t * k + z.argmax(1), minlength=k * k)
-        counts = counts.reshape(k, k).cpu().numpy()
-        return total.item() / len(x), float(np.trace(counts)) / len(x), counts
+        return evaluate(self, x, y, self.n_classes, EVAL_ROWS)
 
 
 # ---------------------------------------------------------------- the registry: engine layer class -> builder

@@ -27,12 +27,7 @@ def page() -> None:
         st.info("Nothing to look inside yet: train a network on the **Train** page (or upload a run on **Compare**).")
         follow(lambda: rerun_when(lambda: bool([r for r in state.runs() if inside.kept_epochs(r)])), WATCH_SECONDS)
         return
-    ids = [r.id for r in runs][::-1]
-    if st.session_state.get(state.INSIDE_RUN) not in ids:
-        active = st.session_state.get(state.ACTIVE_RUN)
-        st.session_state[state.INSIDE_RUN] = active if active in ids else ids[0]
-    names = {r.id: r.name for r in runs}
-    run = state.run_by_id(st.selectbox("Run", ids, key=state.INSIDE_RUN, format_func=names.get))
+    run = state.pick_run(runs, state.INSIDE_RUN)
     data = get_dataset(run.config.dataset)
     epochs = inside.kept_epochs(run)
     epoch = scrubber(run, epochs)

@@ -88,13 +88,7 @@ def views() -> None:
         st.info("No results yet: train a network on the **Train** page (a run shows here after its first epoch).")
         return
 
-    ids = [r.id for r in candidates][::-1]
-    if st.session_state.get(state.RESULTS_RUN) not in ids:
-        active = st.session_state.get(state.ACTIVE_RUN)
-        st.session_state[state.RESULTS_RUN] = active if active in ids else ids[0]
-    names = {r.id: r.name for r in candidates}
-    run_id = st.selectbox("Run", ids, key=state.RESULTS_RUN, format_func=names.get)
-    run = state.run_by_id(run_id)
+    run = state.pick_run(candidates, state.RESULTS_RUN)
     data = get_dataset(run.config.dataset)
     st.caption(run.summary() + (f" — still training: the views below use the weights after epoch {run.epochs_done} "
                                 "and follow each epoch as it ends." if run.in_progress else ""))

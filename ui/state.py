@@ -95,6 +95,16 @@ def run_by_id(run_id: str | None):
     return next((r for r in runs() if r.id == run_id), None)
 
 
+def pick_run(candidates: list, key: str):
+    """A "Run" selectbox over `candidates` (newest first) under `key`, starting at the active run; the run chosen."""
+    ids = [r.id for r in candidates][::-1]
+    if st.session_state.get(key) not in ids:
+        active = st.session_state.get(ACTIVE_RUN)
+        st.session_state[key] = active if active in ids else ids[0]
+    names = {r.id: r.name for r in candidates}
+    return run_by_id(st.selectbox("Run", ids, key=key, format_func=names.get))
+
+
 def active_run():
     """The run started last in this session."""
     return run_by_id(st.session_state.get(ACTIVE_RUN))

@@ -63,15 +63,23 @@ def server():
         yield url
 
 
-@pytest.fixture(scope="module")
-def page(server):
+@contextlib.contextmanager
+def chromium_page(height: int, **page_options):
+    """A page of Debian's Chromium (headless, nothing fetched from outside), 1400 pixels wide."""
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 2400})
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": height}, **page_options)
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with chromium_page(2400) as pg:
         yield pg
-        browser.close()
 
 
 # The README's pictures, refreshed from these shots each time the browser tests run, so they stay current:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from PIL import Image, ImageDraw
-from test_browser import CHROMIUM, serve, shot
+from test_browser import chromium_page, serve, shot
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,14 +27,9 @@ def png_of_a_seven() -> bytes:
 
 @pytest.fixture(scope="module")
 def page():
-    with serve() as url, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 2000}, accept_downloads=True)
+    with serve() as url, chromium_page(2000, accept_downloads=True) as pg:
         pg.base_url = url
         yield pg
-        browser.close()
 
 
 def stroke(page, canvas, points) -> None:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.test_browser import CHROMIUM, serve, shot
+from tests.test_browser import CHROMIUM, chromium_page, serve, shot
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser,
@@ -18,9 +18,7 @@ SETUP = ("preset=custom&dataset=digits&hidden_sizes=32&activation=relu&output=so
 
 @pytest.fixture(scope="module")
 def page():
-    with serve() as url, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 5200})
+    with serve() as url, chromium_page(5200) as pg:
         pg.goto(f"{url}/?{SETUP}")
         pg.get_by_text("Build a multilayer perceptron").wait_for(timeout=30_000)
         pg.get_by_role("button", name="Train", exact=True).click()
@@ -28,7 +26,6 @@ def page():
         pg.get_by_role("link", name="Inside").click()
         pg.get_by_text("What the first layer looks for").wait_for(timeout=30_000)
         yield pg
-        browser.close()
 
 
 def epoch_slider(page):

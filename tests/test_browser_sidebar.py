@@ -6,7 +6,7 @@ import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from test_browser import CHROMIUM, SHOTS, serve, shot
+from test_browser import SHOTS, chromium_page, serve, shot
 
 playwright = pytest.importorskip("playwright.sync_api")
 expect = playwright.expect
@@ -15,14 +15,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def page():
-    with serve() as url, playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 1800})
+    with serve() as url, chromium_page(1800) as pg:
         pg.base_url = url
         yield pg
-        browser.close()
 
 
 def query(page) -> dict[str, str]:

@@ -7,7 +7,8 @@
 
 `textbook` is the engine's textbook modules alone (engine/layers, losses, optim, model); `numpy` is the
 same maths through engine/fast, whose step variant (threads, skipping batch-blank columns) is chosen
-by measurement in each run's first epoch, which is not timed; the table says which it chose.
+by measurement in each run's first epoch, which is not timed, and measured again whenever its batches'
+speed changes (the machine's load did); the table says what it chose last.
 Ratios are NumPy time / PyTorch CPU time for the same config, batch order and initial weights
 (medians over the timed epochs); below 1 the engine is faster. The reference, `torch-cpu`, steps
 with autograd and torch.optim (SGD or Adam, fused=True), as PyTorch's tutorials do;

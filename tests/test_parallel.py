@@ -131,6 +131,99 @@ def test_the_step_planner_keeps_the_variant_measured_fastest(mnist, monkeypatch,
     assert planned.train_loss == pytest.approx(serial.train_loss, rel=1e-4)
 
 
+def test_a_busy_moment_during_planning_spoils_one_round_not_the_plan(mnist, monkeypatch):
+    """The serial step is the faster (the threaded one sleeps 2 ms a batch), but for 72 batches early in the epoch
+    the machine is busy and the serial step sleeps 6 ms: back to back, every counted round fell in those 72
+    batches and two threads won; spread over the epoch (a round every 66 batches of 400), one round does and one
+    thread wins."""
+    import time
+
+    monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=2))
+    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(200,), epochs=1, train_limit=40_000, val_split=0.0)
+    batches = []
+    serial, threaded = FastMLP.train_step_loss, ParallelStep.step
+
+    def busy_serial(self, *a):
+        batches.append(None)
+        time.sleep(0.006 if 8 <= len(batches) <= 80 else 0)
+        return serial(self, *a)
+
+    def slow_threaded(self, x, t):
+        batches.append(None)
+        time.sleep(0.002)
+        return threaded(self, x, t)
+
+    monkeypatch.setattr(FastMLP, "train_step_loss", busy_serial)
+    monkeypatch.setattr(ParallelStep, "step", slow_threaded)
+    plans = []
+    list(numpy_train(cfg, mnist, on_plan=plans.append))
+    assert plans[0].startswith("1 thread"), plans
+
+
+def test_the_step_measures_again_when_the_machine_slows_down(mnist, monkeypatch):
+    """One thread wins the plan; in the second epoch, after the window that set its usual speed, every serial batch
+    takes 6 ms more (a program took the core): the step notices, measures again and goes on with two threads,
+    training what the serial step trains."""
+    import time
+
+    monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=2))
+    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(200,), epochs=2, train_limit=40_000, val_split=0.0)
+    batches = []
+    serial, threaded = FastMLP.train_step_loss, ParallelStep.step
+
+    def slowing_serial(self, *a):
+        batches.append(None)
+        time.sleep(0.006 if len(batches) > 400 + 2 * fast_step.RECHECK_WINDOW else 0)
+        return serial(self, *a)
+
+    def slow_threaded(self, x, t):
+        batches.append(None)
+        time.sleep(0.002)
+        return threaded(self, x, t)
+
+    monkeypatch.setattr(FastMLP, "train_step_loss", slowing_serial)
+    monkeypatch.setattr(ParallelStep, "step", slow_threaded)
+    plans = []
+    planned = list(numpy_train(cfg, mnist, on_plan=plans.append))
+    assert len(plans) == 2 and plans[0].startswith("1 thread ("), plans
+    assert plans[1].startswith("2 threads") and "measured again once" in plans[1], plans
+    monkeypatch.undo()
+    serial_run = list(numpy_train(cfg, mnist, workers=1))
+    np.testing.assert_allclose(_losses(planned), _losses(serial_run), rtol=1e-4)
+
+
+def test_the_planning_rounds_are_spread_over_the_first_epoch(mnist, monkeypatch):
+    from engine.train import make_splits
+
+    monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=2))
+    cfg = PRESETS["keras-mlp"].config.replace(val_split=0.0)  # 600 batches, four candidates
+    step = fast_step.FastStep(cfg, build_model(cfg, 784, 10), make_splits(cfg, mnist))
+    schedule = step._plan_batches(600)
+    starts = [i for i, s in enumerate(schedule) if s is not None and (i == 0 or schedule[i - 1] is None)]
+    assert len(starts) == fast_step.PLAN_ROUNDS and len(schedule) < 600
+    assert starts[0] == 0 and starts[-1] > 400  # the last round late in the epoch
+    assert len({b - a for a, b in zip(starts, starts[1:])}) == 1  # evenly
+    for r in range(fast_step.PLAN_ROUNDS):
+        ran = [v for s in schedule if s is not None and s[0] == r for v in [s[1]]]
+        assert sorted(ran, key=str) == sorted(step.candidates * fast_step.PLAN_BATCHES, key=str)
+        assert ran[0] == (step.candidates[0] if r % 2 == 0 else step.candidates[-1])  # the order alternates
+    short = step._plan_batches(20)  # too short for six rounds of 16 batches: two, back to back, before the last
+    assert len(short) == 32 and None not in short
+
+
+def test_the_choice_compares_candidates_within_each_round():
+    """Threads were denied (another training started) in the rounds where the machine was slow: their pooled
+    median would be the lowest, but in the rounds where both ran, one thread was faster."""
+    one, two = fast_step.Variant(1), fast_step.Variant(2)
+    rounds = [{one: [1.0] * 4, two: [1.1] * 4}, {one: [1.0] * 4, two: [1.1] * 4},
+              {one: [2.0] * 4}, {one: [2.0] * 4}, {one: [2.0] * 4}]
+    assert fast_step.FastStep.choose(rounds, [one, two]) == one
+    rounds[1] = {one: [1.0] * 4, two: [0.5] * 4}
+    rounds.append({one: [2.0] * 4, two: [1.0] * 4})
+    assert fast_step.FastStep.choose(rounds, [one, two]) == two  # faster in two rounds of three where it ran
+    assert fast_step.FastStep.choose([], [one, two]) == one
+
+
 def test_small_networks_and_single_cores_have_one_candidate(mnist, monkeypatch):
     from engine.train import make_splits
 

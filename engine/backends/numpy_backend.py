@@ -136,7 +136,8 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
 
     `workers` (threads per step) and `sparse` (the first layer skips batch-blank columns) fix those
     choices instead of measuring which pays; `trim_inputs`: False computes with every input column;
-    `on_plan(text)`: told the variant the step chose, once it has chosen.
+    `on_plan(text)`: told the variant the step chose, after the epoch it chose it in and after each epoch that
+    changed what it says (the step measures again when the machine's speed changes).
     """
     from engine.fast.step import FastStep
 
@@ -144,11 +145,12 @@ def numpy_train(cfg: TrainConfig, data: Dataset, model: MLP | None = None, shoul
     model = model or build_model(cfg, data.n_features, data.n_classes)
     step = FastStep(cfg, model, splits, workers=workers, trim_inputs=trim_inputs, sparse=sparse)
     epochs = fit(cfg, model, splits, step, should_stop, on_batch, resume, on_checkpoint)
-    first = resume.epoch + 1 if resume is not None else 1
+    told = "still measuring"
     try:
         for result in epochs:
-            if on_plan is not None and result.epoch == first:
-                on_plan(step.plan)
+            if on_plan is not None and step.plan != told:
+                told = step.plan
+                on_plan(told)
             yield result
     finally:
         epochs.close()

@@ -10,9 +10,13 @@ one batch. What the fast step adds, each piece tested equal to the textbook path
 - trimmed inputs: columns blank in every training row left out, constant ones folded: engine/fast/trim.py;
 - two variants whose worth depends on the CPU, chosen by measurement (like cuDNN's benchmark mode or
   FFTW's planner): the step shared by worker threads (engine/fast/parallel.py) or not, and the first
-  layer skipping the input columns zero in a whole batch or not. The first epoch's first batches
-  train with each candidate in turn, a few batches at a time, interleaved; the fastest by median
-  batch time is kept for the rest of the run (`plan`).
+  layer skipping the input columns zero in a whole batch or not. In the first epoch each candidate
+  trains a few batches in turn, a round, and the rounds are spread over the epoch with the best so
+  far training between them; the fastest, by its median time relative to the first candidate's in
+  the same round, is kept (`plan`). A moment when the machine is busy elsewhere then spoils a
+  round, not the plan. The chosen variant's batches stay timed (a clock read each): when their
+  median over a window moves by a quarter from what it was after the plan, the machine has changed
+  (another program took a core, or let it go) and the candidates are measured again.
 """
 
 from __future__ import annotations
@@ -38,8 +42,15 @@ from engine.train import Splits
 
 # Planning: rounds of candidates, each candidate training this many batches per round; the first
 # round warms caches and threads up and is not counted.
-PLAN_ROUNDS = 4
+PLAN_ROUNDS = 6
 PLAN_BATCHES = 4
+# Watching the choice: medians of this many batches of it; measured again (over RECHECK_ROUNDS rounds spread over
+# RECHECK_SPAN batches) when one moves from the first after the plan by more than RECHECK_CHANGE times or less
+# than 1 / RECHECK_CHANGE.
+RECHECK_WINDOW = 32
+RECHECK_CHANGE = 1.25
+RECHECK_ROUNDS = 3
+RECHECK_SPAN = 96
 # Below this many parameters, sharing a step between threads was never measured to pay (small
 # NumPy calls hold the GIL the other thread needs): not worth trying.
 PARALLEL_MIN_PARAMS = 100_000
@@ -71,8 +82,16 @@ class FastStep:
         self.scale = self.optimizer.grad_scale  # folded into the loss gradient: SGD's step is then one pass
         self.candidates = self._candidates(cfg, trim is not None and trim.sparse, workers, sparse)
         self.variant = self.candidates[0] if len(self.candidates) == 1 else None  # None: still planning
-        self.timings: dict[Variant, list[float]] = {v: [] for v in self.candidates}
-        self._trial = 0  # batches trained while planning
+        self.replans = 0  # times the candidates were measured again, the machine's speed having changed
+        self._planning = self.variant is None
+        # the planning schedule: per batch, (round, candidate), or None for a batch of the best so far
+        self._schedule = iter(self._plan_batches(-(-len(self.x_train) // cfg.batch_size)))
+        self.rounds: list[dict[Variant, list[float]]] = []  # per round, each candidate's batch seconds
+        self._timing: Variant | None = None  # the candidate the running batch times
+        self._leader: tuple[int, Variant] = (0, self.candidates[0])  # (rounds seen, best so far)
+        self._recent: list[float] = []  # the choice's batch seconds since the last window
+        self._usual: float | None = None  # its median over the first window after the plan
+        self._plan = "still measuring"  # the last plan, in words
         self._stack: ExitStack | None = None
         self._parallel: ParallelStep | None = None
         self._running: Variant | None = None
@@ -97,14 +116,19 @@ class FastStep:
 
     @property
     def plan(self) -> str:
-        """The variant chosen (and the candidates' median batch times while it was chosen), in words."""
+        """The variant chosen (and the candidates' median batch times when it was last chosen), in words."""
         if self.variant is None:
             return "still measuring"
         if len(self.candidates) == 1:
             return str(self.variant)
-        times = ", ".join(f"{v}: {1e3 * statistics.median(t[PLAN_BATCHES:]):.2f} ms"
-                          for v, t in self.timings.items() if len(t) > PLAN_BATCHES)
-        return f"{self.variant} (measured per batch: {times})"
+        return self._plan
+
+    def _describe(self) -> str:
+        times = ", ".join(f"{v}: {1e3 * statistics.median(t):.2f} ms"
+                          for v in self.candidates if (t := [s for r in self.rounds[1:] for s in r.get(v, ())]))
+        times_again = {1: "once", 2: "twice"}.get(self.replans, f"{self.replans} times")
+        again = f"; measured again {times_again} as this machine's speed changed" if self.replans else ""
+        return f"{self.variant} (measured per batch: {times}{again})"
 
     # ------------------------------------------------------------------ the loop's calls
     def epoch(self) -> ExitStack:
@@ -115,7 +139,7 @@ class FastStep:
         return stack
 
     def __call__(self, x: np.ndarray, t: np.ndarray, last: bool) -> float:
-        variant = self.variant or self._next_trial()
+        variant = self._next_trial() if self._planning else self.variant
         if variant.workers > 1 and self.share.workers() < 2:  # other trainings took the cores meanwhile
             variant = Variant(1, variant.sparse)
         if last or len(t) < MIN_ROWS_PER_WORKER * variant.workers:
@@ -130,8 +154,10 @@ class FastStep:
                 if last:
                     self._record_grads()
                 self.optimizer.step(self.scale)
-        if self.variant is None and variant in self.timings:
-            self.timings[variant].append(time.perf_counter() - started)
+        if self._timing is not None and variant == self._timing:  # a candidate that ran as itself
+            self.rounds[-1].setdefault(variant, []).append(time.perf_counter() - started)
+        elif not self._planning and variant == self.variant and len(self.candidates) > 1:
+            self._watch(time.perf_counter() - started)
         return loss
 
     def end_epoch(self) -> None:
@@ -164,17 +190,62 @@ class FastStep:
         self.optimizer.load_state_dict(arrays, names)
 
     # ------------------------------------------------------------------ planning
+    def _plan_batches(self, n_batches: int, max_rounds: int = PLAN_ROUNDS) -> list[tuple[int, Variant] | None]:
+        """Per batch while planning: (round, candidate), or None where the best so far trains. The rounds are spread
+        evenly over the first epoch's `n_batches` but its last, which then trains with the choice; an epoch too short
+        for PLAN_ROUNDS gets fewer (at least two)."""
+        per_round = [v for v in self.candidates for _ in range(PLAN_BATCHES)]
+        rounds = max(2, min(max_rounds, (n_batches - 1) // len(per_round)))
+        gap = max(0, n_batches - 1 - rounds * len(per_round)) // rounds
+        schedule: list[tuple[int, Variant] | None] = []
+        for r in range(rounds):
+            order = per_round if r % 2 == 0 else per_round[::-1]  # neither candidate always goes first
+            schedule += [(r, v) for v in order] + [None] * (gap if r < rounds - 1 else 0)
+        return schedule
+
     def _next_trial(self) -> Variant:
-        per_round = PLAN_BATCHES * len(self.candidates)
-        if self._trial >= PLAN_ROUNDS * per_round:
-            # a candidate that could not run as itself (threads while other trainings held the cores) has no
-            # timings of its own: it is not chosen
-            timed = [v for v in self.candidates if len(self.timings[v]) > PLAN_BATCHES] or self.candidates[:1]
-            self.variant = min(timed, key=lambda v: statistics.median(self.timings[v][PLAN_BATCHES:] or [0.0]))
+        self._timing = None
+        planned = next(self._schedule, False)
+        if planned is False:
+            self.variant, self._planning = self.choose(self.rounds[1:], self.candidates), False
+            self._recent, self._usual, self._plan = [], None, self._describe()
             return self.variant
-        variant = self.candidates[self._trial % per_round // PLAN_BATCHES]
-        self._trial += 1
+        if planned is None:  # between rounds: the best so far (once a round counts), chosen again once per round
+            if self._leader[0] != len(self.rounds) and len(self.rounds) > 1:
+                self._leader = (len(self.rounds), self.choose(self.rounds[1:], self.candidates))
+            return self._leader[1]
+        r, variant = planned
+        if r == len(self.rounds):
+            self.rounds.append({})
+        self._timing = variant
         return variant
+
+    def _watch(self, seconds: float) -> None:
+        """One batch time of the choice; plan again if a window's median moved from the first window's."""
+        self._recent.append(seconds)
+        if len(self._recent) < RECHECK_WINDOW:
+            return
+        median, self._recent = statistics.median(self._recent), []
+        if self._usual is None:
+            self._usual = median
+        elif not 1 / RECHECK_CHANGE < median / self._usual < RECHECK_CHANGE:
+            self.replans += 1
+            self.rounds, self._planning, self._leader = [], True, (0, self.variant)
+            self._schedule = iter(self._plan_batches(RECHECK_SPAN, RECHECK_ROUNDS))
+
+    @staticmethod
+    def choose(rounds: list[dict[Variant, list[float]]], candidates: list[Variant]) -> Variant:
+        """The fastest candidate over `rounds`: in each round, each candidate's median batch time over the first
+        candidate's (both ran under that round's conditions); the lowest median of these ratios wins. A candidate
+        without timings (threads while other trainings held the cores) is not chosen."""
+        base = candidates[0]
+        ratios: dict[Variant, list[float]] = {v: [] for v in candidates}
+        for timings in rounds:
+            if timings.get(base):
+                for v, seconds in timings.items():
+                    ratios[v].append(statistics.median(seconds) / statistics.median(timings[base]))
+        scored = [v for v in candidates if ratios[v]]
+        return min(scored, key=lambda v: statistics.median(ratios[v])) if scored else base
 
     def _enter(self, variant: Variant) -> None:
         """Set the network up for `variant`: the first layer's skipping, and the worker threads."""

@@ -11,6 +11,7 @@ import pytest
 
 from engine import PRESETS, TrainConfig, build_model, train
 from engine.backends.numpy_backend import numpy_train
+from engine.fast import blas
 from engine.fast.layers import column_sums, fast_twin
 from engine.fast.losses import fast_loss, row_sums
 from engine.fast.optim import FAST_OPTIMIZERS
@@ -48,6 +49,39 @@ def test_fast_linear_is_the_textbook_linear_times_the_scale(rng):
     np.testing.assert_allclose(fast.backward(0.5 * g), slow.backward(g) * 0.5, rtol=1e-12)
     for k in ("W", "b"):
         np.testing.assert_allclose(fast.scaled_grads[k], 0.5 * slow.grads[k], rtol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["rows", "a view of wider rows", "no BLAS found"])
+def test_sgd_inside_the_weight_product_is_the_textbook_update(rng, monkeypatch, layout):
+    """W = (1 - lr l2) W - lr dW and b -= lr db, made in backward; dL/dx still from the weights before the update."""
+    lr, l2 = 0.1, 0.01
+    W, b = rng.standard_normal((8, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    slow, fast = Linear(W.copy(), b.copy()), fast_twin(Linear(W.copy(), b.copy()))
+    fast.sgd_beta = 1 - lr * l2
+    x = rng.standard_normal((6, 11)).astype(np.float32)[:, :8] if layout == "a view of wider rows" \
+        else rng.standard_normal((6, 8)).astype(np.float32)
+    if layout == "no BLAS found":
+        monkeypatch.setattr(blas, "_gemms", lambda: {})
+    g = rng.standard_normal((6, 5)).astype(np.float32)
+    slow.forward(x)
+    dx = slow.backward(g)
+    fast.forward(x)
+    np.testing.assert_allclose(fast.backward(lr * g), lr * dx, rtol=1e-5)
+    np.testing.assert_allclose(fast.params["W"], W - lr * (slow.grads["W"] + l2 * W), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast.params["b"], b - lr * slow.grads["b"], rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_s_own_blas_is_found_where_numpy_bundles_openblas():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not any("numpy" in lib["filepath"] and lib["internal_api"] == "openblas"
+               for lib in threadpoolctl.threadpool_info()):
+        pytest.skip("NumPy here does not bundle OpenBLAS")
+    assert blas.available()
+    x, d, W = (np.arange(n, dtype=np.float64).reshape(shape) for n, shape in ((6, (2, 3)), (8, (2, 4)), (12, (3, 4))))
+    expected = 0.5 * W - x.T @ d
+    assert blas.weight_update(x, d, W, 0.5) and np.array_equal(W, expected)
+    assert not blas.weight_update(x.astype(np.float32), d, W)  # mixed dtypes: refused, W untouched
+    assert np.array_equal(W, expected)
 
 
 def test_fast_dropout_draws_the_textbook_masks(rng):
@@ -120,14 +154,15 @@ def test_fast_relus_cached_zeros_are_never_written(rng):
     PRESETS["notebook-mse"].config,
     PRESETS["notebook-ce"].config,
     PRESETS["pytorch-mlp"].config.replace(hidden_sizes=(64, 32)),  # standardized: folded constant columns
+    PRESETS["pytorch-mlp"].config.replace(hidden_sizes=(64, 32), l2=1e-3, dropout=0.2),  # SGD inside the products
     PRESETS["keras-mlp"].config.replace(hidden_sizes=(300,)),
     PRESETS["keras-mlp"].config.replace(hidden_sizes=(64,), dropout=0.3, l2=1e-4),
     TrainConfig(hidden_sizes=(40, 30), activation="tanh", output="softmax", loss="mse", optimizer="momentum",
                 learning_rate=0.03, batch_size=50, l2=1e-3),  # at lr 0.1 float32 and float64 part by 4e-3
     TrainConfig(hidden_sizes=(32,), activation="leaky_relu", output="linear", loss="mse", optimizer="sgd",
                 learning_rate=0.01, batch_size=32, init="he"),
-], ids=["notebook-mse", "notebook-ce", "pytorch-mlp-small", "keras-300", "keras-dropout-l2", "tanh-softmax-mse",
-        "leaky-linear"])
+], ids=["notebook-mse", "notebook-ce", "pytorch-mlp-small", "pytorch-mlp-l2-dropout", "keras-300",
+        "keras-dropout-l2", "tanh-softmax-mse", "leaky-linear"])
 def test_the_numpy_backend_trains_as_the_textbook_backend(mnist, cfg):
     """Same seed, same history and weights, to float32 rounding: every trick of engine/fast changes no maths."""
     cfg = cfg.replace(epochs=2, train_limit=2000, val_split=0.1)

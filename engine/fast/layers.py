@@ -17,6 +17,7 @@ import numpy as np
 
 from engine import layers as textbook
 from engine.conv import IMAGE_LAYERS
+from engine.fast import blas
 
 
 class Buffers:
@@ -129,7 +130,10 @@ class FastLinear(Buffered, textbook.Linear):
     """y = x @ W + b, with W of shape (n_in, n_out), into buffers; the bias gradient as a matrix-vector product.
 
     `needs_input_grad` False (the first layer) skips dL/dx; `defer_weight_grad` leaves the weight
-    gradient to engine.fast.parallel, which computes it from `grad_out` itself. With `sparse_input`,
+    gradient to engine.fast.parallel, which computes it from `grad_out` itself. With `sgd_beta` set,
+    backward applies SGD's update itself, W = sgd_beta W - x.T @ grad_out in one BLAS call
+    (engine/fast/blas.py) and b -= sum(grad_out), after dL/dx is computed with the weights it used; the
+    step then has no gradient to pass to the optimizer (`grad_out` carries the learning rate). With `sparse_input`,
     a training batch's products leave out the input columns that are zero in every row of it: their
     rows of W add nothing to y, and their rows of the weight gradient are zero. This can pay where
     many columns are zero together and the columns are ordered so that those often lit come first
@@ -144,6 +148,7 @@ class FastLinear(Buffered, textbook.Linear):
         self.needs_input_grad = needs_input_grad  # False for the first layer: nobody wants dL/dx there
         self.defer_weight_grad = False  # True in the parallel engine, which computes grads from grad_out itself
         self.sparse_input = False
+        self.sgd_beta: float | None = None  # set: backward applies SGD's update (1 - lr * L2 for W)
         self.nonzero: np.ndarray | None = None  # with sparse_input, the last training batch's nonzero columns
         self.support: ColumnSupport | None = None  # and where they are
 
@@ -163,6 +168,15 @@ class FastLinear(Buffered, textbook.Linear):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray | None:
         self.grad_out = grad_out
+        if self.sgd_beta is not None:
+            dx = self._input_grad(grad_out)  # with the weights of the forward pass, before they change
+            W, b = self.params["W"], self.params["b"]
+            if not blas.weight_update(self.x, grad_out, W, self.sgd_beta):
+                dW = np.matmul(self.x.T, grad_out, out=self.scaled_grads["W"])
+                W *= self.sgd_beta
+                W -= dW
+            b -= column_sums(grad_out, out=self.scaled_grads["b"])
+            return dx
         if not self.defer_weight_grad:
             if self.support is not None:
                 dW = self.scaled_grads["W"]
@@ -170,6 +184,10 @@ class FastLinear(Buffered, textbook.Linear):
             else:
                 np.matmul(self.x.T, grad_out, out=self.scaled_grads["W"])  # (n_in, n_ex) @ (n_ex, n_out)
             column_sums(grad_out, out=self.scaled_grads["b"])
+        return self._input_grad(grad_out)
+
+    def _input_grad(self, grad_out: np.ndarray) -> np.ndarray | None:
+        """dL/dx = grad_out @ W.T, (batch, n_out) @ (n_out, n_in); None for the first layer."""
         if not self.needs_input_grad:
             return None
         W = self.params["W"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from engine.fast.layers import fast_twin
@@ -26,7 +28,8 @@ class FastMLP(MLP):
         """Forward, loss and backward for one batch; returns the batch loss. The gradients are grad_scale times
         dL/dθ (see engine/fast/optim.py)."""
         value = self.loss.forward(self.forward(x, train=True), t)
-        self.backward(self.loss.backward(grad_scale))
+        if math.isfinite(value):  # a diverged batch computes no gradients (layers may update in backward)
+            self.backward(self.loss.backward(grad_scale))
         return value
 
 

@@ -93,7 +93,8 @@ class CpuShare:
         return self._counted("trainings")
 
     def parallel_loop(self):
-        """Context: one more training in a multi-threaded batch loop; BLAS is single-threaded meanwhile."""
+        """Context: one more training in a multi-threaded batch loop, or in a serial one kept to one core; BLAS is
+        single-threaded meanwhile."""
         return self._counted("looping")
 
     @contextmanager

@@ -8,15 +8,17 @@ one batch. What the fast step adds, each piece tested equal to the textbook path
 - fast twins of the layers, loss and optimizer (buffers, in-place activations, the optimizer's
   factor folded into the loss gradient, Adam's fused passes): engine/fast/layers|losses|optim.py;
 - trimmed inputs: columns blank in every training row left out, constant ones folded: engine/fast/trim.py;
-- two variants whose worth depends on the CPU, chosen by measurement (like cuDNN's benchmark mode or
-  FFTW's planner): the step shared by worker threads (engine/fast/parallel.py) or not, and the first
-  layer skipping the input columns zero in a whole batch or not. In the first epoch each candidate
+- variants whose worth depends on the CPU and its load, chosen by measurement (like cuDNN's benchmark
+  mode or FFTW's planner): the step shared by worker threads (engine/fast/parallel.py), or serial with
+  BLAS on every core, or serial on one core; the first layer skipping the input columns zero in a
+  whole batch or not. In the first epoch each candidate
   trains a few batches in turn, a round, and the rounds are spread over the epoch with the best so
   far training between them; the fastest, by its median time relative to the first candidate's in
   the same round, is kept (`plan`). A moment when the machine is busy elsewhere then spoils a
   round, not the plan. The chosen variant's batches stay timed (a clock read each): when their
   median over a window moves by a quarter from what it was after the plan, the machine has changed
-  (another program took a core, or let it go) and the candidates are measured again.
+  (another program took a core, or let it go) and the candidates are measured again; a choice of one
+  core is measured again every so often besides, as its speed does not show the other core's return.
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ import numpy as np
 
 from engine.config import TrainConfig
 from engine.conv import Conv2D
+from engine.fast import blas
 from engine.fast.model import twin
-from engine.fast.optim import FAST_OPTIMIZERS
+from engine.fast.optim import FAST_OPTIMIZERS, FastSGD
 from engine.fast.parallel import MIN_ROWS_PER_WORKER, PARALLEL_MAX_WORKERS, ParallelStep, cpu_share
 from engine.fast.trim import TrimmedInputs, live_inputs
-from engine.layers import BatchNorm
+from engine.layers import BatchNorm, Linear
 from engine.model import MLP
 from engine.optim import make_optimizer
 from engine.train import Splits
@@ -51,6 +54,9 @@ RECHECK_WINDOW = 32
 RECHECK_CHANGE = 1.25
 RECHECK_ROUNDS = 3
 RECHECK_SPAN = 96
+# A choice on one core is measured again after this many windows whatever its speed: it keeps its speed when the
+# other core comes back, so the watch alone would not see that every core pays again.
+RECHECK_ONE_CORE = 32
 # Below this many parameters, sharing a step between threads was never measured to pay (small
 # NumPy calls hold the GIL the other thread needs): not worth trying.
 PARALLEL_MIN_PARAMS = 100_000
@@ -58,13 +64,19 @@ PARALLEL_MIN_PARAMS = 100_000
 
 @dataclass(frozen=True)
 class Variant:
-    """One way to run the step: how many threads, and whether the first layer skips batch-blank columns."""
+    """One way to run the step: how many threads, whether the first layer skips batch-blank columns, and whether
+    BLAS keeps to one core (`one_core`; by default a serial step's matrix products use every core). `fused`: SGD's
+    update is made inside the weight-gradient products (FastLinear.sgd_beta), not chosen but taken where it can be."""
 
     workers: int = 1
     sparse: bool = False
+    one_core: bool = False
+    fused: bool = False
 
     def __str__(self) -> str:
-        return f"{self.workers} thread{'s' * (self.workers > 1)}{', skipping blank columns' if self.sparse else ''}"
+        return (f"{self.workers} thread{'s' * (self.workers > 1)}{' on one core' if self.one_core else ''}"
+                f"{', skipping blank columns' if self.sparse else ''}"
+                f"{', SGD inside the products' if self.fused else ''}")
 
 
 class FastStep:
@@ -91,6 +103,7 @@ class FastStep:
         self._leader: tuple[int, Variant] = (0, self.candidates[0])  # (rounds seen, best so far)
         self._recent: list[float] = []  # the choice's batch seconds since the last window
         self._usual: float | None = None  # its median over the first window after the plan
+        self._windows = 0  # windows watched since the plan
         self._plan = "still measuring"  # the last plan, in words
         self._stack: ExitStack | None = None
         self._parallel: ParallelStep | None = None
@@ -99,6 +112,10 @@ class FastStep:
     def _candidates(self, cfg: TrainConfig, sparse_ok: bool, workers: int | None,
                     sparse: bool | None) -> list[Variant]:
         """The variants worth measuring; `workers` or `sparse` given fix that choice instead.
+
+        A serial step on one core is slower while the machine is quiet but, on a virtual machine whose second core
+        is at times taken by its host, BLAS's two threads then wait on each other and take twice as long or more:
+        one core is then the faster (the watch notices the change, see `_watch`).
 
         Never threads for a network with batch normalization: each worker would normalize its share of the
         batch by that share's mean and variance, not the whole batch's, and train a different network; nor
@@ -111,8 +128,13 @@ class FastStep:
             n = min(self.share.workers(), PARALLEL_MAX_WORKERS, cfg.batch_size // MIN_ROWS_PER_WORKER)
             if n > 1:
                 threads.append(n)
-        skips = (False, True) if sparse is None else (sparse,)
-        return [Variant(w, s) for w in threads for s in skips if sparse_ok or not s]
+        skips = [s for s in ((False, True) if sparse is None else (sparse,)) if sparse_ok or not s]
+        cores = [False, True] if workers is None and self.share.workers() > 1 else [False]
+        # SGD inside the products: every parameter a Linear layer's (engine/fast/blas.py), batches not skipping
+        fuse = isinstance(self.optimizer, FastSGD) and blas.available() \
+            and all(layer.params == {} or isinstance(layer, Linear) for layer in self.net.layers)
+        return ([Variant(1, s, one, fuse and not s) for one in cores for s in skips] if threads[0] == 1 else []) \
+            + [Variant(w, s) for w in threads if w > 1 for s in skips]
 
     @property
     def plan(self) -> str:
@@ -142,8 +164,8 @@ class FastStep:
         variant = self._next_trial() if self._planning else self.variant
         if variant.workers > 1 and self.share.workers() < 2:  # other trainings took the cores meanwhile
             variant = Variant(1, variant.sparse)
-        if last or len(t) < MIN_ROWS_PER_WORKER * variant.workers:
-            variant = Variant(1, variant.sparse)  # the last batch goes serially: its gradients are recorded
+        if last or len(t) < MIN_ROWS_PER_WORKER * variant.workers:  # the last batch goes serially, its gradients
+            variant = Variant(1, variant.sparse, variant.one_core)  # computed: they are recorded
         self._enter(variant)
         started = time.perf_counter()
         if self._parallel is not None:
@@ -153,7 +175,10 @@ class FastStep:
             if math.isfinite(loss):
                 if last:
                     self._record_grads()
-                self.optimizer.step(self.scale)
+                if variant.fused:
+                    self.optimizer.begin_step()  # counted: the layers' backward made the update
+                else:
+                    self.optimizer.step(self.scale)
         if self._timing is not None and variant == self._timing:  # a candidate that ran as itself
             self.rounds[-1].setdefault(variant, []).append(time.perf_counter() - started)
         elif not self._planning and variant == self.variant and len(self.candidates) > 1:
@@ -208,7 +233,7 @@ class FastStep:
         planned = next(self._schedule, False)
         if planned is False:
             self.variant, self._planning = self.choose(self.rounds[1:], self.candidates), False
-            self._recent, self._usual, self._plan = [], None, self._describe()
+            self._recent, self._usual, self._windows, self._plan = [], None, 0, self._describe()
             return self.variant
         if planned is None:  # between rounds: the best so far (once a round counts), chosen again once per round
             if self._leader[0] != len(self.rounds) and len(self.rounds) > 1:
@@ -221,14 +246,17 @@ class FastStep:
         return variant
 
     def _watch(self, seconds: float) -> None:
-        """One batch time of the choice; plan again if a window's median moved from the first window's."""
+        """One batch time of the choice; plan again if a window's median moved from the first window's (or, on one
+        core, after RECHECK_ONE_CORE windows)."""
         self._recent.append(seconds)
         if len(self._recent) < RECHECK_WINDOW:
             return
         median, self._recent = statistics.median(self._recent), []
+        self._windows += 1
         if self._usual is None:
             self._usual = median
-        elif not 1 / RECHECK_CHANGE < median / self._usual < RECHECK_CHANGE:
+        elif not 1 / RECHECK_CHANGE < median / self._usual < RECHECK_CHANGE or \
+                (self.variant.one_core and self._windows >= RECHECK_ONE_CORE):
             self.replans += 1
             self.rounds, self._planning, self._leader = [], True, (0, self.variant)
             self._schedule = iter(self._plan_batches(RECHECK_SPAN, RECHECK_ROUNDS))
@@ -253,10 +281,14 @@ class FastStep:
             return
         self._leave()
         self.net.linears[0].sparse_input = variant.sparse
-        if variant.workers > 1:
+        beta = 1 - self.scale * self.optimizer.weight_decay  # SGD's scale is its learning rate
+        for layer in self.net.linears:
+            layer.sgd_beta = beta if variant.fused else None
+        if variant.workers > 1 or variant.one_core:
             self._stack = ExitStack()
-            self._stack.enter_context(self.share.parallel_loop())
-            self._parallel = self._stack.enter_context(ParallelStep(self.net, self.optimizer, variant.workers))
+            self._stack.enter_context(self.share.parallel_loop())  # BLAS single-threaded
+            if variant.workers > 1:
+                self._parallel = self._stack.enter_context(ParallelStep(self.net, self.optimizer, variant.workers))
         self._running = variant
 
     def _leave(self) -> None:

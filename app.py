@@ -3,9 +3,11 @@
 import streamlit as st
 
 from ui import state, workspace
+from ui.ast_lock import serialize_ast_parse
 from ui.resources import warm_torch
 from ui.sidebar import config_sidebar
 
+serialize_ast_parse()  # before the pages are parsed, each in its session's thread
 st.set_page_config(page_title="MLP Lab", page_icon=":material/neurology:", layout="wide")
 workspace.hosted_options()
 state.init_state()

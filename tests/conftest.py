@@ -8,6 +8,11 @@ import numpy as np
 import pytest
 
 from engine.data import load_dataset
+from ui.ast_lock import serialize_ast_parse
+
+# App tests run Streamlit's script threads beside pytest's own parsing: on CPython 3.11 two parses at once can fail
+# ("AST constructor recursion depth mismatch"); see ui/ast_lock.py.
+serialize_ast_parse()
 
 # The app's workspaces (ui/workspace.py) save runs under MLP_LAB_DATA: the tests' go to a folder of their own.
 os.environ.setdefault("MLP_LAB_DATA", tempfile.mkdtemp(prefix="mlp-lab-tests-"))

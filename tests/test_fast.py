@@ -8,6 +8,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import PRESETS, TrainConfig, build_model, train
 from engine.backends.numpy_backend import numpy_train
@@ -82,6 +84,28 @@ def test_numpy_s_own_blas_is_found_where_numpy_bundles_openblas():
     assert blas.weight_update(x, d, W, 0.5) and np.array_equal(W, expected)
     assert not blas.weight_update(x.astype(np.float32), d, W)  # mixed dtypes: refused, W untouched
     assert np.array_equal(W, expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(dtype=st.sampled_from([np.float32, np.float64]), batch=st.integers(1, 5), n_in=st.integers(1, 6),
+       n_out=st.integers(1, 6), layout=st.sampled_from(["rows", "wider rows", "every other row", "reversed",
+                                                        "broadcast", "columns", "other dtype"]))
+def test_the_gemm_update_computes_the_update_or_refuses_and_leaves_the_weights(dtype, batch, n_in, n_out, layout):
+    """Whatever layout x arrives in: W = 0.9 W - x.T @ delta, or False and W untouched; never a wrong W."""
+    rng = np.random.default_rng(batch * 100 + n_in * 10 + n_out)
+    x = rng.standard_normal((2 * batch, n_in + 3)).astype(dtype)
+    x = {"rows": x[:batch, :n_in].copy(), "wider rows": x[:batch, :n_in], "every other row": x[::2, :n_in],
+         "reversed": x[:batch, :n_in][::-1], "broadcast": np.broadcast_to(x[0, :n_in], (batch, n_in)),
+         "columns": np.asfortranarray(x[:batch, :n_in]), "other dtype": x[:batch, :n_in].astype(np.float16)}[layout]
+    delta = rng.standard_normal((batch, n_out)).astype(dtype)
+    W = rng.standard_normal((n_in, n_out)).astype(dtype)
+    before = W.copy()
+    if blas.weight_update(x, delta, W, 0.9):
+        expected = 0.9 * before - x.astype(dtype).T @ delta
+        np.testing.assert_allclose(W, expected, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-5)
+    else:
+        assert np.array_equal(W, before)
+        assert layout in ("reversed", "broadcast", "columns", "other dtype") or not blas.available()
 
 
 def test_fast_dropout_draws_the_textbook_masks(rng):

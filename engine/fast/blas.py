@@ -54,9 +54,18 @@ def available() -> bool:
     return bool(_gemms())
 
 
-def _rows(a: np.ndarray, dtype: np.dtype) -> bool:
-    """A 2-D array of `dtype` whose rows gemm can read: each row contiguous, rows at a fixed stride."""
-    return a.ndim == 2 and a.dtype == dtype and a.strides[1] == a.itemsize and a.strides[0] % a.itemsize == 0
+def _leading(a: np.ndarray, dtype: np.dtype) -> int | None:
+    """gemm's leading dimension for a 2-D row-major array of `dtype` (its row stride in elements), or None where
+    gemm cannot read it so: rows not contiguous, overlapping or backwards, another dtype, nothing in it."""
+    if a.ndim != 2 or a.dtype != dtype or a.size == 0:
+        return None
+    rows, cols = a.shape
+    if cols > 1 and a.strides[1] != a.itemsize:
+        return None
+    if rows == 1:  # NumPy may give a single row any stride
+        return cols
+    step, rest = divmod(a.strides[0], a.itemsize)
+    return step if rest == 0 and step >= cols else None
 
 
 def weight_update(x: np.ndarray, delta: np.ndarray, W: np.ndarray, beta: float = 1.0) -> bool:
@@ -66,10 +75,11 @@ def weight_update(x: np.ndarray, delta: np.ndarray, W: np.ndarray, beta: float =
     cannot read): the caller then updates with NumPy.
     """
     gemm = _gemms().get(W.dtype)
-    if gemm is None or not (_rows(x, W.dtype) and _rows(delta, W.dtype) and _rows(W, W.dtype)) \
-            or not W.flags.writeable or x.shape[1] != W.shape[0] or delta.shape != (x.shape[0], W.shape[1]):
+    lx, ld, lw = (_leading(a, W.dtype) for a in (x, delta, W))
+    if gemm is None or None in (lx, ld, lw) or not W.flags.writeable \
+            or x.shape[1] != W.shape[0] or delta.shape != (x.shape[0], W.shape[1]):
         return False
     n_in, n_out = W.shape
-    gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, n_in, n_out, x.shape[0], -1.0, x.ctypes.data, x.strides[0] // x.itemsize,
-         delta.ctypes.data, delta.strides[0] // delta.itemsize, beta, W.ctypes.data, W.strides[0] // W.itemsize)
+    gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, n_in, n_out, x.shape[0], -1.0, x.ctypes.data, lx,
+         delta.ctypes.data, ld, beta, W.ctypes.data, lw)
     return True

@@ -131,32 +131,43 @@ def test_the_step_planner_keeps_the_variant_measured_fastest(mnist, monkeypatch,
     assert planned.train_loss == pytest.approx(serial.train_loss, rel=1e-4)
 
 
+def _machine(monkeypatch, serial_delay, threaded_delay: float) -> CpuShare:
+    """A 2-core machine whose serial step sleeps serial_delay(batches so far, on one core) seconds more a batch, and
+    whose threaded step sleeps threaded_delay more."""
+    import time
+
+    share = CpuShare(cores=2)
+    monkeypatch.setattr(parallel, "_SHARE", share)
+    batches = []
+    serial, threaded = FastMLP.train_step_loss, ParallelStep.step
+
+    def serial_step(self, *a):
+        batches.append(None)
+        time.sleep(serial_delay(len(batches), share.looping > 0))
+        return serial(self, *a)
+
+    def threaded_step(self, x, t):
+        batches.append(None)
+        time.sleep(threaded_delay)
+        return threaded(self, x, t)
+
+    monkeypatch.setattr(FastMLP, "train_step_loss", serial_step)
+    monkeypatch.setattr(ParallelStep, "step", threaded_step)
+    return share
+
+
+# 400 batches an epoch, two or three candidates
+PLANNED = PRESETS["keras-mlp"].config.replace(hidden_sizes=(200,), train_limit=40_000, val_split=0.0)
+
+
 def test_a_busy_moment_during_planning_spoils_one_round_not_the_plan(mnist, monkeypatch):
     """The serial step is the faster (the threaded one sleeps 2 ms a batch), but for 72 batches early in the epoch
     the machine is busy and the serial step sleeps 6 ms: back to back, every counted round fell in those 72
     batches and two threads won; spread over the epoch (a round every 66 batches of 400), one round does and one
     thread wins."""
-    import time
-
-    monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=2))
-    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(200,), epochs=1, train_limit=40_000, val_split=0.0)
-    batches = []
-    serial, threaded = FastMLP.train_step_loss, ParallelStep.step
-
-    def busy_serial(self, *a):
-        batches.append(None)
-        time.sleep(0.006 if 8 <= len(batches) <= 80 else 0)
-        return serial(self, *a)
-
-    def slow_threaded(self, x, t):
-        batches.append(None)
-        time.sleep(0.002)
-        return threaded(self, x, t)
-
-    monkeypatch.setattr(FastMLP, "train_step_loss", busy_serial)
-    monkeypatch.setattr(ParallelStep, "step", slow_threaded)
+    _machine(monkeypatch, lambda n, one_core: 0.006 if 8 <= n <= 80 else 0, 0.002)
     plans = []
-    list(numpy_train(cfg, mnist, on_plan=plans.append))
+    list(numpy_train(PLANNED.replace(epochs=1), mnist, on_plan=plans.append))
     assert plans[0].startswith("1 thread"), plans
 
 
@@ -164,60 +175,21 @@ def test_the_step_measures_again_when_the_machine_slows_down(mnist, monkeypatch)
     """One thread wins the plan; in the second epoch, after the window that set its usual speed, every serial batch
     takes 6 ms more (a program took the core): the step notices, measures again and goes on with two threads,
     training what the serial step trains."""
-    import time
-
-    monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=2))
-    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(200,), epochs=2, train_limit=40_000, val_split=0.0)
-    batches = []
-    serial, threaded = FastMLP.train_step_loss, ParallelStep.step
-
-    def slowing_serial(self, *a):
-        batches.append(None)
-        time.sleep(0.006 if len(batches) > 400 + 2 * fast_step.RECHECK_WINDOW else 0)
-        return serial(self, *a)
-
-    def slow_threaded(self, x, t):
-        batches.append(None)
-        time.sleep(0.002)
-        return threaded(self, x, t)
-
-    monkeypatch.setattr(FastMLP, "train_step_loss", slowing_serial)
-    monkeypatch.setattr(ParallelStep, "step", slow_threaded)
-    plans = []
+    _machine(monkeypatch, lambda n, one_core: 0.006 if n > 400 + 2 * fast_step.RECHECK_WINDOW else 0, 0.002)
+    cfg, plans = PLANNED.replace(epochs=2), []
     planned = list(numpy_train(cfg, mnist, on_plan=plans.append))
     assert len(plans) == 2 and plans[0].startswith("1 thread"), plans
     assert plans[1].startswith("2 threads") and "measured again once" in plans[1], plans
     monkeypatch.undo()
-    serial_run = list(numpy_train(cfg, mnist, workers=1))
-    np.testing.assert_allclose(_losses(planned), _losses(serial_run), rtol=1e-4)
+    np.testing.assert_allclose(_losses(planned), _losses(list(numpy_train(cfg, mnist, workers=1))), rtol=1e-4)
 
 
 def test_a_step_on_one_core_wins_while_the_other_is_busy_and_is_measured_again_later(mnist, monkeypatch):
     """In the first epoch the serial step with BLAS on every core takes 3 ms more a batch (the host has the other
     core), so the step keeps to one core (1 ms more). That one's speed never changes, yet after RECHECK_ONE_CORE
     windows it is measured again and every core, free again since, wins."""
-    import time
-
-    share = CpuShare(cores=2)
-    monkeypatch.setattr(parallel, "_SHARE", share)
-    cfg = PRESETS["keras-mlp"].config.replace(hidden_sizes=(200,), epochs=5, train_limit=40_000, val_split=0.0)
-    batches = []
-    serial, threaded = FastMLP.train_step_loss, ParallelStep.step
-
-    def serial_step(self, *a):
-        batches.append(share.looping)
-        one_core = share.looping > 0
-        time.sleep(0.001 if one_core else 0.003 if len(batches) <= 400 else 0)
-        return serial(self, *a)
-
-    def slow_threaded(self, x, t):
-        batches.append(None)
-        time.sleep(0.004)
-        return threaded(self, x, t)
-
-    monkeypatch.setattr(FastMLP, "train_step_loss", serial_step)
-    monkeypatch.setattr(ParallelStep, "step", slow_threaded)
-    plans = []
+    share = _machine(monkeypatch, lambda n, one_core: 0.001 if one_core else 0.003 if n <= 400 else 0, 0.004)
+    cfg, plans = PLANNED.replace(epochs=5), []
     planned = list(numpy_train(cfg, mnist, on_plan=plans.append))
     assert plans[0].startswith("1 thread on one core"), plans
     assert plans[-1].startswith("1 thread (") and "measured again once" in plans[-1], plans

@@ -83,6 +83,7 @@ def test_numpy_s_own_blas_is_found_where_numpy_bundles_openblas():
     expected = 0.5 * W - x.T @ d
     assert blas.weight_update(x, d, W, 0.5) and np.array_equal(W, expected)
     assert not blas.weight_update(x.astype(np.float32), d, W)  # mixed dtypes: refused, W untouched
+    assert not blas.weight_update(W[:2, :3], d[:, :3].copy(), W[:3, :3])  # x a view of W: gemm must not overlap
     assert np.array_equal(W, expected)
 
 

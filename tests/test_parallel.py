@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 
+import engine.fast.layers as fast_layers
 import engine.fast.parallel as parallel
 import engine.fast.step as fast_step
 from engine import PRESETS, TrainConfig, TrainingDiverged, build_model
@@ -192,10 +193,53 @@ def test_a_step_on_one_core_wins_while_the_other_is_busy_and_is_measured_again_l
     cfg, plans = PLANNED.replace(epochs=5), []
     planned = list(numpy_train(cfg, mnist, on_plan=plans.append))
     assert plans[0].startswith("1 thread on one core"), plans
-    assert plans[-1].startswith("1 thread (") and "measured again once" in plans[-1], plans
+    assert plans[-1].startswith("1 thread (") and "measured again" in plans[-1], plans
     assert share.looping == 0  # BLAS has every core back
     monkeypatch.undo()
     np.testing.assert_allclose(_losses(planned), _losses(list(numpy_train(cfg, mnist, workers=1))), rtol=1e-4)
+
+
+def test_another_training_starting_or_ending_makes_the_step_measure_again(mnist, monkeypatch):
+    """Speeds unchanged, but the process's trainings went from one to two for two windows: measured again."""
+    from engine.train import make_splits
+
+    share = CpuShare(cores=2)
+    monkeypatch.setattr(parallel, "_SHARE", share)
+    cfg = PLANNED.replace(epochs=1)
+    step = fast_step.FastStep(cfg, build_model(cfg, 784, 10), make_splits(cfg, mnist))
+    step.variant, step._planning = step.candidates[0], False
+    with share.training():
+        for _ in range(fast_step.RECHECK_WINDOW * 3):  # the usual window, then two alike
+            step._watch(0.001)
+        assert not step._planning and step.replans == 0
+        with share.training():  # another training starts
+            for _ in range(fast_step.RECHECK_WINDOW):
+                step._watch(0.001)
+            assert not step._planning  # one window is not enough
+            for _ in range(fast_step.RECHECK_WINDOW):
+                step._watch(0.001)
+            assert step._planning and step.replans == 1
+
+
+def test_small_batches_and_one_batch_epochs_still_measure_and_fuse(mnist, monkeypatch):
+    """Batches of 4 rows (fewer than a worker's minimum) train with SGD inside the products, and the planner times
+    them; an epoch of one batch (always the last, whose gradients are recorded) is not offered the fused update."""
+    monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=2))
+    fused_calls = []
+    backward = fast_layers.FastLinear.backward
+    monkeypatch.setattr(fast_layers.FastLinear, "backward",
+                        lambda self, g: fused_calls.append(self.sgd_beta is not None) or backward(self, g))
+    cfg = PRESETS["twolayernet"].config.replace(batch_size=4, train_limit=400, val_split=0.0, epochs=1)
+    plans = []
+    list(numpy_train(cfg, mnist, on_plan=plans.append))
+    if fast_step.blas.available():
+        assert sum(fused_calls) > len(fused_calls) / 2, plans
+    assert "measured per batch: 1 thread" in plans[0], plans
+    one = cfg.replace(batch_size=400)
+    from engine.train import make_splits
+
+    step = fast_step.FastStep(one, build_model(one, 784, 10), make_splits(one, mnist))
+    assert not any(v.fused for v in step.candidates)
 
 
 def test_the_planning_rounds_are_spread_over_the_first_epoch(mnist, monkeypatch):
@@ -245,6 +289,10 @@ def test_small_networks_are_not_shared_between_threads_and_one_core_has_one_seri
     keras = PRESETS["keras-mlp"].config.replace(train_limit=1000)
     step = fast_step.FastStep(keras, build_model(keras, 784, 10), make_splits(keras, mnist))
     assert step.candidates == [fast_step.Variant(1, False), fast_step.Variant(1, True)]
+    monkeypatch.setattr(parallel, "_SHARE", CpuShare(cores=2))
+    norm = keras.replace(hidden_sizes=("256bn",))  # never threads, but one core or every core is measured
+    step = fast_step.FastStep(norm, build_model(norm, 784, 10), make_splits(norm, mnist))
+    assert {v.workers for v in step.candidates} == {1} and {v.one_core for v in step.candidates} == {False, True}
 
 
 def test_cpu_share_splits_cores_and_makes_blas_single_threaded_in_a_parallel_loop():

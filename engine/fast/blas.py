@@ -72,12 +72,14 @@ def weight_update(x: np.ndarray, delta: np.ndarray, W: np.ndarray, beta: float =
     """W = beta W - x.T @ delta in place, for x: (batch, n_in), delta: (batch, n_out), W: (n_in, n_out).
 
     Returns False, changing nothing, where it cannot (no BLAS found, another dtype, a layout gemm
-    cannot read): the caller then updates with NumPy.
+    cannot read, x or delta overlapping W): the caller then updates with NumPy.
     """
     gemm = _gemms().get(W.dtype)
     lx, ld, lw = (_leading(a, W.dtype) for a in (x, delta, W))
     if gemm is None or None in (lx, ld, lw) or not W.flags.writeable \
-            or x.shape[1] != W.shape[0] or delta.shape != (x.shape[0], W.shape[1]):
+            or not all(a.flags.aligned for a in (x, delta, W)) \
+            or x.shape[1] != W.shape[0] or delta.shape != (x.shape[0], W.shape[1]) \
+            or np.may_share_memory(W, x) or np.may_share_memory(W, delta):  # gemm's C must not overlap A or B
         return False
     n_in, n_out = W.shape
     gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, n_in, n_out, x.shape[0], -1.0, x.ctypes.data, lx,

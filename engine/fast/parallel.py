@@ -68,8 +68,8 @@ class CpuShare:
 
     Cores are those BLAS was allowed when the share was made (so a user's OPENBLAS_NUM_THREADS=1
     is respected) and this process may run on. A training registers while it computes (an epoch's
-    batches and evaluation, not while paused between epochs); one in a multi-threaded batch loop
-    makes BLAS single-threaded until it leaves the loop.
+    batches and evaluation, not while paused between epochs); one in a multi-threaded batch loop, or
+    in a serial one kept to one core, makes BLAS single-threaded until it leaves the loop.
     """
 
     def __init__(self, cores: int | None = None) -> None:

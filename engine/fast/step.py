@@ -27,7 +27,7 @@ import math
 import statistics
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -47,6 +47,8 @@ from engine.train import Splits
 # round warms caches and threads up and is not counted.
 PLAN_ROUNDS = 6
 PLAN_BATCHES = 4
+# Another candidate is kept over the first only if it is this much faster: noise does not decide between equals.
+PLAN_MARGIN = 0.05
 # Watching the choice: medians of this many batches of it; measured again (over RECHECK_ROUNDS rounds spread over
 # RECHECK_SPAN batches) when one moves from the first after the plan by more than RECHECK_CHANGE times or less
 # than 1 / RECHECK_CHANGE.
@@ -65,7 +67,8 @@ PARALLEL_MIN_PARAMS = 100_000
 @dataclass(frozen=True)
 class Variant:
     """One way to run the step: how many threads, whether the first layer skips batch-blank columns, and whether
-    BLAS keeps to one core (`one_core`; by default a serial step's matrix products use every core). `fused`: SGD's
+    BLAS keeps to one core (`one_core`; by default a serial step's products use the cores CpuShare gives this
+    training: all of them while it trains alone). `fused`: SGD's
     update is made inside the weight-gradient products (FastLinear.sgd_beta), not chosen but taken where it can be."""
 
     workers: int = 1
@@ -92,25 +95,28 @@ class FastStep:
         self.x_train = trim.apply(splits.x_train) if trim is not None else splits.x_train
         self.optimizer = make_optimizer(cfg, self.net.parameters(), FAST_OPTIMIZERS)
         self.scale = self.optimizer.grad_scale  # folded into the loss gradient: SGD's step is then one pass
-        self.candidates = self._candidates(cfg, trim is not None and trim.sparse, workers, sparse)
+        n_batches = -(-len(self.x_train) // cfg.batch_size)  # an epoch's
+        self.candidates = self._candidates(cfg, trim is not None and trim.sparse, workers, sparse, n_batches)
         self.variant = self.candidates[0] if len(self.candidates) == 1 else None  # None: still planning
         self.replans = 0  # times the candidates were measured again, the machine's speed having changed
         self._planning = self.variant is None
         # the planning schedule: per batch, (round, candidate), or None for a batch of the best so far
-        self._schedule = iter(self._plan_batches(-(-len(self.x_train) // cfg.batch_size)))
+        self._schedule = iter(self._plan_batches(n_batches))
         self.rounds: list[dict[Variant, list[float]]] = []  # per round, each candidate's batch seconds
         self._timing: Variant | None = None  # the candidate the running batch times
         self._leader: tuple[int, Variant] = (0, self.candidates[0])  # (rounds seen, best so far)
         self._recent: list[float] = []  # the choice's batch seconds since the last window
         self._usual: float | None = None  # its median over the first window after the plan
         self._windows = 0  # windows watched since the plan
+        self._changed = 0  # windows in a row that found the machine changed
+        self._trainings = 0  # trainings in this process during the first window after the plan
         self._plan = "still measuring"  # the last plan, in words
         self._stack: ExitStack | None = None
         self._parallel: ParallelStep | None = None
         self._running: Variant | None = None
 
-    def _candidates(self, cfg: TrainConfig, sparse_ok: bool, workers: int | None,
-                    sparse: bool | None) -> list[Variant]:
+    def _candidates(self, cfg: TrainConfig, sparse_ok: bool, workers: int | None, sparse: bool | None,
+                    n_batches: int) -> list[Variant]:
         """The variants worth measuring; `workers` or `sparse` given fix that choice instead.
 
         A serial step on one core is slower while the machine is quiet but, on a virtual machine whose second core
@@ -121,6 +127,7 @@ class FastStep:
         batch by that share's mean and variance, not the whole batch's, and train a different network; nor
         with convolutions, whose weights the threaded step does not update (it shares out Linear layers only).
         """
+        measure_cores = workers is None and self.share.workers() > 1
         if any(isinstance(layer, (BatchNorm, Conv2D)) for layer in self.model.layers):
             workers = 1
         threads = [workers] if workers is not None else [1]
@@ -128,10 +135,11 @@ class FastStep:
             n = min(self.share.workers(), PARALLEL_MAX_WORKERS, cfg.batch_size // MIN_ROWS_PER_WORKER)
             if n > 1:
                 threads.append(n)
-        skips = [s for s in ((False, True) if sparse is None else (sparse,)) if sparse_ok or not s]
-        cores = [False, True] if workers is None and self.share.workers() > 1 else [False]
-        # SGD inside the products: every parameter a Linear layer's (engine/fast/blas.py), batches not skipping
-        fuse = isinstance(self.optimizer, FastSGD) and blas.available() \
+        skips = [s for s in ((False, True) if sparse is None else (sparse,)) if sparse_ok or not s] or [False]
+        cores = [False, True] if measure_cores else [False]
+        # SGD inside the products: every parameter a Linear layer's (engine/fast/blas.py), batches not skipping, and
+        # more than the last batch in an epoch (it computes the gradients, which are recorded)
+        fuse = isinstance(self.optimizer, FastSGD) and blas.available() and n_batches > 1 \
             and all(layer.params == {} or isinstance(layer, Linear) for layer in self.net.layers)
         return ([Variant(1, s, one, fuse and not s) for one in cores for s in skips] if threads[0] == 1 else []) \
             + [Variant(w, s) for w in threads if w > 1 for s in skips]
@@ -149,8 +157,8 @@ class FastStep:
         times = ", ".join(f"{v}: {1e3 * statistics.median(t):.2f} ms"
                           for v in self.candidates if (t := [s for r in self.rounds[1:] for s in r.get(v, ())]))
         times_again = {1: "once", 2: "twice"}.get(self.replans, f"{self.replans} times")
-        again = f"; measured again {times_again} as this machine's speed changed" if self.replans else ""
-        return f"{self.variant} (measured per batch: {times}{again})"
+        again = f"; measured again {times_again} as this machine's speed or load changed" if self.replans else ""
+        return f"{self.variant} (measured per batch: {times or 'nothing, no batch ran as a candidate'}{again})"
 
     # ------------------------------------------------------------------ the loop's calls
     def epoch(self) -> ExitStack:
@@ -162,10 +170,10 @@ class FastStep:
 
     def __call__(self, x: np.ndarray, t: np.ndarray, last: bool) -> float:
         variant = self._next_trial() if self._planning else self.variant
-        if variant.workers > 1 and self.share.workers() < 2:  # other trainings took the cores meanwhile
-            variant = Variant(1, variant.sparse)
-        if last or len(t) < MIN_ROWS_PER_WORKER * variant.workers:  # the last batch goes serially, its gradients
-            variant = Variant(1, variant.sparse, variant.one_core)  # computed: they are recorded
+        if variant.workers > 1 and (self.share.workers() < 2 or len(t) < MIN_ROWS_PER_WORKER * variant.workers):
+            variant = replace(variant, workers=1)  # other trainings took the cores meanwhile, or too few rows
+        if last:  # serially, computing the gradients: they are recorded
+            variant = replace(variant, workers=1, fused=False)
         self._enter(variant)
         started = time.perf_counter()
         if self._parallel is not None:
@@ -179,7 +187,9 @@ class FastStep:
                     self.optimizer.begin_step()  # counted: the layers' backward made the update
                 else:
                     self.optimizer.step(self.scale)
-        if self._timing is not None and variant == self._timing:  # a candidate that ran as itself
+        if last:  # not timed: often short, and it records the gradients
+            pass
+        elif self._timing is not None and variant == self._timing:  # a candidate that ran as itself
             self.rounds[-1].setdefault(variant, []).append(time.perf_counter() - started)
         elif not self._planning and variant == self.variant and len(self.candidates) > 1:
             self._watch(time.perf_counter() - started)
@@ -233,7 +243,8 @@ class FastStep:
         planned = next(self._schedule, False)
         if planned is False:
             self.variant, self._planning = self.choose(self.rounds[1:], self.candidates), False
-            self._recent, self._usual, self._windows, self._plan = [], None, 0, self._describe()
+            self._recent, self._usual, self._windows, self._changed = [], None, 0, 0
+            self._plan = self._describe()
             return self.variant
         if planned is None:  # between rounds: the best so far (once a round counts), chosen again once per round
             if self._leader[0] != len(self.rounds) and len(self.rounds) > 1:
@@ -246,17 +257,21 @@ class FastStep:
         return variant
 
     def _watch(self, seconds: float) -> None:
-        """One batch time of the choice; plan again if a window's median moved from the first window's (or, on one
-        core, after RECHECK_ONE_CORE windows)."""
+        """One batch time of the choice; plan again once two windows in a row found the machine changed: their median
+        moved from the first window's, or another training started or ended in this process (or, on one core, after
+        RECHECK_ONE_CORE windows)."""
         self._recent.append(seconds)
         if len(self._recent) < RECHECK_WINDOW:
             return
         median, self._recent = statistics.median(self._recent), []
         self._windows += 1
         if self._usual is None:
-            self._usual = median
-        elif not 1 / RECHECK_CHANGE < median / self._usual < RECHECK_CHANGE or \
-                (self.variant.one_core and self._windows >= RECHECK_ONE_CORE):
+            self._usual, self._trainings = median, self.share.trainings
+            return
+        changed = not 1 / RECHECK_CHANGE < median / self._usual < RECHECK_CHANGE \
+            or self.share.trainings != self._trainings
+        self._changed = self._changed + 1 if changed else 0
+        if self._changed >= 2 or (self.variant.one_core and self._windows >= RECHECK_ONE_CORE):
             self.replans += 1
             self.rounds, self._planning, self._leader = [], True, (0, self.variant)
             self._schedule = iter(self._plan_batches(RECHECK_SPAN, RECHECK_ROUNDS))
@@ -264,8 +279,8 @@ class FastStep:
     @staticmethod
     def choose(rounds: list[dict[Variant, list[float]]], candidates: list[Variant]) -> Variant:
         """The fastest candidate over `rounds`: in each round, each candidate's median batch time over the first
-        candidate's (both ran under that round's conditions); the lowest median of these ratios wins. A candidate
-        without timings (threads while other trainings held the cores) is not chosen."""
+        candidate's (both ran under that round's conditions); the lowest median of these ratios wins, if it is below
+        1 - PLAN_MARGIN. A candidate without timings (threads while other trainings held the cores) is not chosen."""
         base = candidates[0]
         ratios: dict[Variant, list[float]] = {v: [] for v in candidates}
         for timings in rounds:
@@ -273,7 +288,8 @@ class FastStep:
                 for v, seconds in timings.items():
                     ratios[v].append(statistics.median(seconds) / statistics.median(timings[base]))
         scored = [v for v in candidates if ratios[v]]
-        return min(scored, key=lambda v: statistics.median(ratios[v])) if scored else base
+        best = min(scored, key=lambda v: statistics.median(ratios[v])) if scored else base
+        return best if best == base or statistics.median(ratios[best]) < 1 - PLAN_MARGIN else base
 
     def _enter(self, variant: Variant) -> None:
         """Set the network up for `variant`: the first layer's skipping, and the worker threads."""

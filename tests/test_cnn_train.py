@@ -50,7 +50,7 @@ def test_the_fast_step_keeps_a_cnn_s_pixels_and_one_thread(digits):
     rows = Splits(np.zeros((64, 784), np.float32), np.zeros(64, np.int64), x[:1], np.zeros(1, np.int64))
     model = build_model(cfg, 784, 10)
     assert model.n_params >= PARALLEL_MIN_PARAMS  # an MLP this size would have threads measured (on 2+ cores)
-    assert [v.workers for v in FastStep(cfg, model, rows).candidates] == [1]
+    assert {v.workers for v in FastStep(cfg, model, rows).candidates} == {1}  # one core or every core: measured
 
 
 def test_the_torch_backend_trains_a_cnn_as_the_numpy_backend(digits):

@@ -68,8 +68,8 @@ PARALLEL_MIN_PARAMS = 100_000
 class Variant:
     """One way to run the step: how many threads, whether the first layer skips batch-blank columns, and whether
     BLAS keeps to one core (`one_core`; by default a serial step's products use the cores CpuShare gives this
-    training: all of them while it trains alone). `fused`: SGD's
-    update is made inside the weight-gradient products (FastLinear.sgd_beta), not chosen but taken where it can be."""
+    training: all of them while it trains alone). `fused`: SGD's update is made inside the weight-gradient products
+    (FastLinear.sgd_beta), not chosen but taken where it can be."""
 
     workers: int = 1
     sparse: bool = False
@@ -98,7 +98,7 @@ class FastStep:
         n_batches = -(-len(self.x_train) // cfg.batch_size)  # an epoch's
         self.candidates = self._candidates(cfg, trim is not None and trim.sparse, workers, sparse, n_batches)
         self.variant = self.candidates[0] if len(self.candidates) == 1 else None  # None: still planning
-        self.replans = 0  # times the candidates were measured again, the machine's speed having changed
+        self.replans = 0  # times the candidates were measured again, the machine's speed or load having changed
         self._planning = self.variant is None
         # the planning schedule: per batch, (round, candidate), or None for a batch of the best so far
         self._schedule = iter(self._plan_batches(n_batches))

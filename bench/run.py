@@ -9,9 +9,12 @@
 same maths through engine/fast, whose step variant (threads, skipping batch-blank columns) is chosen
 by measurement in each run's first epoch, which is not timed, and measured again whenever its batches'
 speed changes (the machine's load did); the table says what it chose last.
-Ratios are NumPy time / PyTorch CPU time for the same config, batch order and initial weights
-(medians over the timed epochs); below 1 the engine is faster. The reference, `torch-cpu`, steps
-with autograd and torch.optim (SGD or Adam, fused=True), as PyTorch's tutorials do;
+Ratios are NumPy time / PyTorch CPU time for the same config, batch order and initial weights; below 1
+the engine is faster. The backends' epochs run in turn, so each round's epochs meet the same machine: a
+ratio is the median over rounds of each round's ratio (`paired_ratio`), and `range` its lowest and
+highest round (a virtual machine's host can take a core away for seconds; both sides slow then).
+The reference, `torch-cpu`, steps with autograd and torch.optim (SGD or Adam, fused=True), as PyTorch's
+tutorials do;
 `torch-cpu-kernels` is the torch backend as the app runs it: its hand-written backward pass and the
 same fused optimizer kernels called without torch.optim. On a GPU, `torch-cuda` is the backend
 (CUDA graphs), `torch-cuda-eager` the backend without graphs, `torch-cuda-autograd` the tutorials'
@@ -138,6 +141,12 @@ def interleaved_epoch_times(cfg, run_fns: dict, data, epochs: int) -> dict[str, 
     return times
 
 
+def paired_ratio(times: list[float], reference: list[float]) -> tuple[float, float, float]:
+    """(median, lowest, highest) over rounds of times[i] / reference[i]: epochs run in the same round compared."""
+    ratios = [t / r for t, r in zip(times, reference, strict=True)]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
 def eval_functions(cfg, data, splits, backends: list[str]) -> dict:
     """A function per backend that evaluates the 60k training and 10k test rows once."""
     model = build_model(cfg, data.n_features, data.n_classes)
@@ -213,15 +222,16 @@ def main(argv=None) -> int:
         ev_flops = eval_flops(cfg, n + len(data.y_test), data.n_features, data.n_classes)
         plans: dict[str, str] = {}
         run_fns = runners(cfg, torch, cuda, trims=live is not None, plans=plans)
-        timings = {backend: statistics.median(ts)
-                   for backend, ts in interleaved_epoch_times(cfg, run_fns, data, args.epochs).items()}
+        epochs = interleaved_epoch_times(cfg, run_fns, data, args.epochs)
         evals = interleaved_eval_times(eval_functions(cfg, data, splits, list(run_fns)), args.repeats)
-        for backend, seconds in timings.items():
+        for backend, times in epochs.items():
+            seconds = statistics.median(times)
             n_inputs = live.n_inputs if live is not None and backend == "numpy" else data.n_features
             flops = epoch_flops(cfg, n, n_inputs, data.n_classes)
-            ref, ref_eval = timings.get("torch-cpu"), evals.get("torch-cpu")
+            ref_eval = evals.get("torch-cpu")
+            ratio, low, high = paired_ratio(times, epochs["torch-cpu"]) if "torch-cpu" in epochs else (None,) * 3
             rows.append(dict(preset=name, backend=backend, epoch_s=seconds, plan=plans.get(backend),
-                             ratio=seconds / ref if ref else None,
+                             ratio=ratio, ratio_range=[low, high] if ratio is not None else None,
                              gflops=flops / seconds / 1e9,
                              pct_peak=100 * flops / seconds / 1e9 / peak if "cuda" not in backend else None,
                              eval_s=evals.get(backend),
@@ -231,12 +241,13 @@ def main(argv=None) -> int:
                 print(json.dumps(rows[-1]), flush=True)
     if not args.json:
         print(header)
-        print(f"{'preset':20} {'backend':19} {'s/epoch':>8} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}"
+        print(f"{'preset':20} {'backend':19} {'s/epoch':>8} {'ratio':>6} {'range':>9} {'GFLOP/s':>8} {'%peak':>6}"
               f" {'eval s':>7} {'ratio':>6}")
         for r in rows:
             def fmt(v, spec):
                 return format(v, spec) if v is not None else format("-", f">{spec.split('.')[0]}")
-            print(f"{r['preset']:20} {r['backend']:19} {r['epoch_s']:8.3f} {fmt(r['ratio'], '6.2f')} "
+            spread = f"{r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f}" if r["ratio_range"] else "-"
+            print(f"{r['preset']:20} {r['backend']:19} {r['epoch_s']:8.3f} {fmt(r['ratio'], '6.2f')} {spread:>9} "
                   f"{r['gflops']:8.1f} {fmt(r['pct_peak'], '6.0f')} {fmt(r['eval_s'], '7.3f')} "
                   f"{fmt(r['eval_ratio'], '6.2f')}")
         for r in rows:

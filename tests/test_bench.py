@@ -41,3 +41,13 @@ def test_bench_trains_with_the_dropout_asked_for():
     assert refused.returncode != 0 and "Dropout must be in [0, 1)" in refused.stderr
     rows = {r["backend"]: r for r in map(json.loads, bench("0.5").stdout.splitlines())}
     assert set(rows) == {"numpy", "textbook", "numpy-every-input"} and rows["numpy"]["epoch_s"] > 0
+
+
+def test_a_ratio_compares_epochs_of_the_same_round():
+    """A slow spell that takes the engine's second epoch and PyTorch's second and third: comparing medians of each
+    side would say 1/6; each round's own ratio says what the quiet rounds say."""
+    from bench.run import paired_ratio
+
+    assert paired_ratio([1.0, 1.0, 3.0], [2.0, 6.0, 6.0]) == (0.5, pytest.approx(1 / 6), 0.5)
+    with pytest.raises(ValueError):  # a backend that ran fewer epochs is not compared with a shorter list
+        paired_ratio([1.0, 2.0], [1.0])

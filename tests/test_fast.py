@@ -135,8 +135,18 @@ def test_the_blas_multiply_add_computes_it_or_refuses_and_leaves_y(dtype, n, a, 
         np.testing.assert_allclose(y, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
     else:
         assert np.array_equal(y, before)
+        found = blas._functions().get("axpy" if b == 1 else "axpby", {})
         assert layout in ("every other", "reversed", "broadcast", "other dtype", "other shape", "overlapping",
-                          "read-only") or not blas.available()
+                          "read-only") or b == 0 or dtype not in found
+
+
+@pytest.mark.parametrize("a, b, where", [(1.0, 0.0, "y"), (0.0, 1.0, "x"), (0.0, 0.5, "x"), (2.0, 0.9, "y")])
+def test_the_blas_multiply_add_keeps_a_nan_where_numpy_would(a, b, where):
+    """0 * NaN is NaN: a diverged value in x or y spreads, whatever the factors, as it does with NumPy."""
+    x, y = np.ones(blas.MIN_SIZE, np.float32), np.ones(blas.MIN_SIZE, np.float32)
+    (x if where == "x" else y)[7] = np.nan
+    blas.scaled_add(a, x, b, y) or np.add(a * x, b * y, out=y)
+    assert np.isnan(y[7]) and np.isfinite(np.delete(y, 7)).all()
 
 
 def test_fast_dropout_draws_the_textbook_masks(rng):

@@ -119,10 +119,12 @@ def scaled_add(a: float, x: np.ndarray, b: float, y: np.ndarray, min_size: int =
     """y = a x + b y in place, one pass over memory (axpy where b is 1, else axpby), for arrays of one shape and dtype.
 
     Returns False, changing nothing, where it cannot (no such BLAS routine found, another dtype or shape, either
-    array not contiguous, y read-only, x and y overlapping) or where it would not pay (y under `min_size`
-    elements): the caller then computes it with NumPy.
+    array not contiguous, y read-only, x and y overlapping), where it would not pay (y under `min_size`
+    elements) or where a factor is 0: BLAS then skips reading x or y, and a NaN or inf there would vanish instead of
+    spreading as NumPy's 0 * inf = NaN does (a diverging run must stay visible). The caller then computes it with
+    NumPy.
     """
-    if y.size < min_size:
+    if y.size < min_size or a == 0 or b == 0:
         return False
     routine = "axpy" if b == 1 else "axpby"
     function = _functions().get(routine, {}).get(y.dtype)

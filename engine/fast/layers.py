@@ -173,7 +173,8 @@ class FastLinear(Buffered, textbook.Linear):
             W, b = self.params["W"], self.params["b"]
             if not blas.weight_update(self.x, grad_out, W, self.sgd_beta):
                 dW = np.matmul(self.x.T, grad_out, out=self.scaled_grads["W"])
-                W *= self.sgd_beta
+                if self.sgd_beta != 1:  # L2's decay
+                    W *= self.sgd_beta
                 W -= dW
             b -= column_sums(grad_out, out=self.scaled_grads["b"])
             return dx

@@ -50,7 +50,6 @@ PIXEL_STATS: dict[str, tuple[float, float]] = {
     "digits": (0.3053, 0.3758),
 }
 INPUT_SCALINGS = ("unit", "standardize", "minmax")
-INPUT_SCALING_LABELS = {"unit": "Pixels / 255, in [0, 1]", "standardize": "Standardized: (x/255 - mean) / std"}
 
 
 def scale_pixels(x: np.ndarray, dataset: str, scaling: str = "unit", dtype=np.float32) -> np.ndarray:
@@ -268,8 +267,6 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
     "digits": _load_digits,
     **{name: functools.partial(_load_tabular, name) for name in ("wine", "breast-cancer", "iris", "wine-quality")},
 }
-DATASET_LABELS = {"mnist": "MNIST digits (28x28)", "fashion-mnist": "Fashion-MNIST (28x28)",
-                  "digits": "scikit-learn digits (8x8)"}
 
 
 @functools.lru_cache(maxsize=4)

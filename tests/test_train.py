@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import PRESETS, EpochResult, TrainConfig, TrainingDiverged, build_model, load_model, train
+from engine import PRESETS, TrainConfig, TrainingDiverged, build_model, load_model, train
 from engine.model import MLP, seed_streams
 from engine.train import batch_order, make_splits
 
@@ -75,7 +75,9 @@ def test_caller_stops_by_not_asking(digits):
     gen = train(SMALL.replace(epochs=50), digits)
     first = next(gen)
     gen.close()
-    assert isinstance(first, EpochResult) and first.epoch == 1
+    assert first.epoch == 1
+    with pytest.raises(StopIteration):  # closed: it trains no more epochs
+        next(gen)
 
 
 def test_divergence_raises_with_history(digits):
@@ -83,8 +85,10 @@ def test_divergence_raises_with_history(digits):
                       learning_rate=5.0, batch_size=16, epochs=5, init="he")
     with pytest.raises(TrainingDiverged, match="learning rate") as info:
         list(train(cfg, digits))
-    assert isinstance(info.value.history, list)
-    assert info.value.epoch >= 1
+    error = info.value  # the epochs that finished before the one that diverged, each with finite losses
+    assert error.epoch >= 1 and error.batch >= 1
+    assert [r.epoch for r in error.history] == list(range(1, error.epoch))
+    assert all(np.isfinite(r.train_loss) and np.isfinite(r.test_loss) for r in error.history)
 
 
 def test_validation_split_and_train_limit(digits):

@@ -85,8 +85,9 @@ def page(server):
 # The README's pictures, refreshed from these shots each time the browser tests run, so they stay current:
 # the window as a visitor first sees it (docs/<page>.png), besides the whole page in artifacts/.
 DOCS = ROOT / "docs"
-README_SHOTS = {"1-train": "train", "2-results": "results", "3-compare": "compare", "inside-1-epoch6": "inside",
-                "draw-1-canvas": "draw", "draw-4-gradcheck": "gradient-check", "sweep-2d": "sweep"}
+README_SHOTS = {"1-train": "train", "2-results": "results", "5-compare-experiment": "compare",
+                "inside-1-epoch6": "inside", "draw-1-canvas": "draw", "draw-4-gradcheck": "gradient-check",
+                "sweep-2d": "sweep", "data-1-wine": "data", "lesson-mse-vs-ce": "lessons"}
 
 
 def shot(page, name: str) -> None:
@@ -204,6 +205,21 @@ def test_compare_and_results_follow_runs_without_a_click(server, page):
     page.get_by_text("still training").wait_for(timeout=30_000)
     page.get_by_text("Finished: 12/12 epochs done").wait_for(timeout=180_000)
     assert page.get_by_text("Settings are locked").count() == 0
+
+
+def test_the_data_page_shows_a_table_and_trains_on_it(server, page):
+    """The Data page served: scikit-learn's wine table (its rows, classes and feature ranges drawn as tables), and
+    the sidebar's network trained on it from there, followed on Train."""
+    page.goto(server + "/data")
+    page.get_by_role("heading", name="Data").first.wait_for(timeout=60_000)
+    page.get_by_text("124 training rows and 54 test rows").wait_for(timeout=30_000)  # wine: 178 rows, 70/30
+    page.get_by_test_id("stDataFrame").nth(2).wait_for(timeout=30_000)  # classes, feature ranges, the first rows
+    time.sleep(1.0)  # let the tables draw
+    shot(page, "data-1-wine")
+    page.get_by_role("button", name=re.compile("^Train the sidebar's network")).click()
+    page.get_by_text("Watch it on the Train page").click()
+    page.get_by_text(re.compile(r"Finished: (\d+)/\1 epochs done")).wait_for(timeout=120_000)
+    assert page.get_by_test_id("stException").count() == 0
 
 
 PATHS = {"Train": ("/", "/training"), "Results": ("/results",), "Compare": ("/compare",)}

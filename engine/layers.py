@@ -80,7 +80,7 @@ class Tanh(Layer):
 
 
 class ReLU(Layer):
-    """y = max(x, 0); the gradient passes where x > 0."""
+    """y = max(x, 0); the gradient passes where x > 0, which is where y > 0 (the backward tests y, kept)."""
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         self.y = np.maximum(x, 0)
@@ -91,7 +91,10 @@ class ReLU(Layer):
 
 
 class LeakyReLU(Layer):
-    """y = x where x > 0, else slope * x; the gradient is multiplied by 1 where x > 0, else by slope."""
+    """y = x where x > 0, else slope * x; the gradient is multiplied by 1 where x > 0, else by slope.
+
+    For a positive slope, y > 0 exactly where x > 0, so the backward tests y, which it keeps.
+    """
 
     def __init__(self, slope: float = 0.01) -> None:
         super().__init__()

@@ -48,7 +48,8 @@ INITS = {"notebook": _notebook, "small": _small, "xavier": _xavier, "he": _he, "
 
 
 class MLP:
-    """Linear -> activation [-> dropout] ... -> Linear; the output activation lives in the loss."""
+    """Linear [-> batch norm] -> activation [-> dropout] ... -> Linear, with convolution and pooling layers first in
+    a CNN; the output activation lives in the loss."""
 
     def __init__(self, layers: list[Layer], loss: Loss, config: TrainConfig | None = None) -> None:
         self.layers, self.loss, self.config = layers, loss, config

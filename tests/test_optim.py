@@ -1,4 +1,4 @@
-"""One hand-computed step of each optimizer, and hyperparameter validation."""
+"""One hand-computed step of each optimizer (hyperparameters are validated in TrainConfig: tests/test_config.py)."""
 
 import numpy as np
 

@@ -102,6 +102,16 @@ def test_a_typed_exact_learning_rate_survives_the_link():
     assert again.number_input(key="learning_rate").value == 0.0037
 
 
+def leaves(node):
+    """The elements under an AppTest block, in the order the page draws them."""
+    children = getattr(node, "children", None)
+    if not children:
+        yield node
+        return
+    for k in sorted(children):
+        yield from leaves(children[k])
+
+
 @pytest.mark.parametrize("key, value, sentence_of", [
     ("epochs", 5000, ("epochs", "5000")), ("learning_rate", -1.0, ("learning_rate", "-1")),
     ("dropout", 1.0, ("dropout", "1")), ("batch_size", 0, ("batch_size", "0")),
@@ -112,6 +122,9 @@ def test_a_bad_typed_value_gets_the_clis_sentence_under_its_field(key, value, se
     with pytest.raises(ConfigError) as err:
         parse_value(*sentence_of)  # what `python -m engine train` says for the same value
     assert str(err.value) in texts(at.sidebar.error)
+    order = list(leaves(at.sidebar))  # ...drawn right under the field's box, not elsewhere in the sidebar
+    box = next(i for i, node in enumerate(order) if getattr(node, "key", None) == key)
+    assert order[box + 1].type == "error" and order[box + 1].value == str(err.value)
     assert config(at) is None and at.button(key="train").disabled
 
 

@@ -39,6 +39,7 @@ class TextbookStep:
 
     def __init__(self, cfg: TrainConfig, model: MLP, splits: Splits) -> None:
         self.model, self.x_train = model, splits.x_train
+        self.net = model  # the network that takes x_train's rows (a FastStep's may take fewer columns)
         self.optimizer = make_optimizer(cfg, model.parameters())
 
     def __call__(self, x: np.ndarray, t: np.ndarray, last: bool) -> float:
@@ -99,7 +100,7 @@ def fit(cfg: TrainConfig, model: MLP, splits: Splits, step, should_stop: ShouldS
                 step.end_epoch()
                 trained = time.perf_counter()
                 result = evaluate_epoch(model, splits, epoch, trained - started, trained,
-                                        train_rows=(getattr(step, "net", model), X), before=before)
+                                        train_rows=(step.net, X), before=before)
                 before = linear_weights(model)
             if not (math.isfinite(result.train_loss) and math.isfinite(result.test_loss)):
                 raise diverged(cfg, history, epoch, len(batches))

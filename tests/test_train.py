@@ -80,11 +80,14 @@ def test_caller_stops_by_not_asking(digits):
         next(gen)
 
 
-def test_divergence_raises_with_history(digits):
+@pytest.mark.parametrize("backend", ["numpy", "textbook"])
+def test_divergence_raises_with_history(digits, backend):
     cfg = TrainConfig(dataset="digits", hidden_sizes=(32,), activation="relu", output="linear", loss="mse",
-                      learning_rate=5.0, batch_size=16, epochs=5, init="he")
+                      learning_rate=5.0, batch_size=16, epochs=5, init="he", backend=backend)
+    model = build_model(cfg, 64, 10)
     with pytest.raises(TrainingDiverged, match="learning rate") as info:
-        list(train(cfg, digits))
+        list(train(cfg, digits, model=model))
+    assert all(np.isfinite(w).all() for w in model.get_weights())  # the diverging batch changed no weight
     error = info.value  # the epochs that finished before the one that diverged, each with finite losses
     assert error.epoch >= 1 and error.batch >= 1
     assert [r.epoch for r in error.history] == list(range(1, error.epoch))

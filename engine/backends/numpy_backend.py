@@ -46,8 +46,9 @@ class TextbookStep:
         model = self.model
         logits = model.forward(x, train=True)  # (batch, n_classes)
         loss = model.loss.forward(logits, t)
-        model.backward(model.loss.backward())  # every layer's grads now hold dL/dθ
-        self.optimizer.step()
+        if math.isfinite(loss):  # a diverged batch changes no weight: the loop stops and says why
+            model.backward(model.loss.backward())  # every layer's grads now hold dL/dθ
+            self.optimizer.step()
         return loss
 
     def optimizer_state(self) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ from engine import TrainConfig, build_model, train
 from engine.config import ConfigError, parse_hidden_sizes
 from engine.fast import parallel
 from engine.fast import step as fast_step
-from engine.fast.layers import fast_twin
+from engine.fast.model import fast_twin
 from engine.fast.parallel import CpuShare
 from engine.layers import BatchNorm, Dropout
 from engine.model import load_model

@@ -7,7 +7,7 @@ from engine import PRESETS, TrainConfig, build_model, load_model
 from engine.config import ConfigError, n_parameters
 from engine.conv import Conv2D, Flatten, MaxPool2D, ToImages, conv_weights, same_padding
 from engine.fast.conv import FastConv2D, FastMaxPool2D
-from engine.fast.layers import fast_twin
+from engine.fast.model import fast_twin
 from engine.gradcheck import gradcheck, relative_error
 from engine.model import seed_streams
 

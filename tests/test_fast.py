@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from engine import PRESETS, TrainConfig, build_model, train
 from engine.backends.numpy_backend import numpy_train
 from engine.fast import blas
-from engine.fast.layers import column_sums, fast_twin
+from engine.fast.layers import column_sums
 from engine.fast.losses import fast_loss, row_sums
+from engine.fast.model import fast_twin
 from engine.fast.optim import FAST_OPTIMIZERS
 from engine.layers import ACTIVATIONS, Dropout, Linear
 from engine.losses import LOSSES, OUTPUTS, make_loss

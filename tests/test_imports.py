@@ -19,7 +19,6 @@ DEFERRED = {
     ("engine.backends.torch_backend", "engine.backends.torch_layers"): "autograd for layers the dense path lacks",
     ("engine.data", "engine.tabular"): "load_dataset() reaches the tables, which build on Dataset",
     ("engine.config", "engine.tabular"): "an uploaded CSV's dataset name is checked when it is restored",
-    ("engine.fast.layers", "engine.fast.conv"): "fast_twin() of an image layer, whose twins build on these",
 }
 
 

@@ -1,6 +1,6 @@
 """The textbook layers (engine/layers.py) made fast: the same maths, computed without allocating.
 
-Each class here is its textbook layer's subclass and twin (`fast_twin`): it shares the textbook
+Each class here is its textbook layer's subclass and twin (engine.fast.model.fast_twin): it shares the textbook
 layer's parameter arrays and computes the same forward and backward, but writes into buffers it keeps
 per batch shape, and activations work in place: an output is valid until the next forward with the
 same batch size, and an activation's backward overwrites the gradient it is given. A twin's
@@ -16,7 +16,6 @@ from typing import NamedTuple
 import numpy as np
 
 from engine import layers as textbook
-from engine.conv import IMAGE_LAYERS
 from engine.fast import blas
 
 
@@ -365,23 +364,3 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         np.exp(out, out=out)
     out += 1
     return np.reciprocal(out, out=out)
-
-
-def fast_twin(layer: textbook.Layer, needs_input_grad: bool = True) -> textbook.Layer:
-    """The fast layer computing what `layer` computes, sharing its parameter arrays (and dropout's generator)."""
-    if isinstance(layer, textbook.Linear):
-        return FastLinear(layer.params["W"], layer.params["b"], needs_input_grad)
-    if isinstance(layer, textbook.LeakyReLU):
-        return FastLeakyReLU(layer.slope)
-    if isinstance(layer, textbook.Dropout):
-        return FastDropout(layer.p, layer.rng)
-    if isinstance(layer, textbook.BatchNorm):
-        return FastBatchNorm(layer)
-    if isinstance(layer, IMAGE_LAYERS):
-        from engine.fast.conv import image_twin  # (it imports this module)
-
-        return image_twin(layer, needs_input_grad)
-    return TWINS[type(layer)]()
-
-
-TWINS = {textbook.Sigmoid: FastSigmoid, textbook.Tanh: FastTanh, textbook.ReLU: FastReLU}

@@ -6,9 +6,38 @@ import math
 
 import numpy as np
 
-from engine.fast.layers import fast_twin
+from engine import layers as textbook
+from engine.conv import IMAGE_LAYERS
+from engine.fast.conv import image_twin
+from engine.fast.layers import (
+    FastBatchNorm,
+    FastDropout,
+    FastLeakyReLU,
+    FastLinear,
+    FastReLU,
+    FastSigmoid,
+    FastTanh,
+)
 from engine.fast.losses import fast_loss
 from engine.model import MLP
+
+
+def fast_twin(layer: textbook.Layer, needs_input_grad: bool = True) -> textbook.Layer:
+    """The fast layer computing what `layer` computes, sharing its parameter arrays (and dropout's generator)."""
+    if isinstance(layer, textbook.Linear):
+        return FastLinear(layer.params["W"], layer.params["b"], needs_input_grad)
+    if isinstance(layer, textbook.LeakyReLU):
+        return FastLeakyReLU(layer.slope)
+    if isinstance(layer, textbook.Dropout):
+        return FastDropout(layer.p, layer.rng)
+    if isinstance(layer, textbook.BatchNorm):
+        return FastBatchNorm(layer)
+    if isinstance(layer, IMAGE_LAYERS):
+        return image_twin(layer, needs_input_grad)
+    return TWINS[type(layer)]()
+
+
+TWINS = {textbook.Sigmoid: FastSigmoid, textbook.Tanh: FastTanh, textbook.ReLU: FastReLU}
 
 
 class FastMLP(MLP):

@@ -20,8 +20,6 @@ def test_bench_prints_a_json_row_per_backend():
     rows = {r["backend"]: r for r in map(json.loads, out.stdout.splitlines())}
     assert {"numpy", "textbook", "numpy-every-input", "torch-cpu", "torch-cpu-kernels"} <= set(rows)
     assert all(r["epoch_s"] > 0 and r["gflops"] > 0 for r in rows.values())
-    # each ratio is the median of its rounds' ratios: within the range printed beside it
-    assert all(r["ratio_range"][0] <= r["ratio"] <= r["ratio_range"][1] for r in rows.values())
     # the numpy row says which step variant the planner measured fastest, of the serial step on every core or one
     # (twolayernet's 50 units are too few to share a step between threads)
     assert rows["numpy"]["plan"].startswith("1 thread") and "measured per batch" in rows["numpy"]["plan"]

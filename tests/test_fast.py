@@ -252,7 +252,8 @@ def test_the_numpy_backend_trains_as_the_textbook_backend(mnist, cfg):
                                                      ("keras-mlp", 1, True), ("pytorch-mlp", 2, False)])
 def test_every_fast_variant_trains_as_the_textbook_backend(mnist, preset, workers, sparse):
     """Each variant fixed, not left to the planner: threads sharing the step (Adam; SGD on standardized inputs with
-    their constant columns folded), skipping batch-blank columns; losses, gradients and weights as the textbook's."""
+    their constant columns folded), skipping batch-blank columns. The losses and the weights after the epoch are the
+    textbook's; the gradients recorded are the last batch's, which every variant computes serially."""
     cfg = PRESETS[preset].config.replace(hidden_sizes=(300,), epochs=1, train_limit=2000)
     models = {b: build_model(cfg, 784, 10) for b in ("textbook", "numpy")}
     textbook = list(train(cfg.replace(backend="textbook"), mnist, model=models["textbook"]))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+TESTS = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
 
 
 def page_titles() -> list[str]:
@@ -32,10 +33,14 @@ def test_the_readme_is_short_and_has_the_two_set_up_commands():
 
 
 def test_every_page_has_its_picture_and_a_browser_test_retakes_it():
-    pictures = dict(re.findall(r"!\[([^\]]+)\]\(docs/([\w-]+)\.png\)", README))
+    found = re.findall(r"!\[([^\]]+)\]\(docs/([\w-]+)\.png\)", README)
+    pictures = dict(found)
+    assert len(pictures) == len(found), "two pictures with the same caption"
     titles = page_titles()
     assert len(titles) >= 9 and "Lessons" in titles
     assert set(titles) == set(pictures), "a page without a picture, or a picture of no page"
     for title, name in pictures.items():
         assert (ROOT / "docs" / f"{name}.png").is_file(), title
-        assert name in readme_shots().values(), f"no browser test retakes docs/{name}.png"
+        keys = [key for key, picture in readme_shots().items() if picture == name]
+        assert keys, f"docs/{name}.png is not one of test_browser.README_SHOTS"
+        assert any(f'shot(page, "{key}")' in TESTS for key in keys), f"no browser test retakes docs/{name}.png"
